@@ -1,0 +1,96 @@
+//! The C boundary agrees with the illumos headers: every constant and type
+//! the Rust side uses for the glue (`kvm::ddi`) has the value gcc computes
+//! from `../shared/illumos-sdk`, and the types of `src/glue/kvm_rs.h` have
+//! the sizes the Rust `kvm_rs_*` signatures assume.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::ffi::{c_int, c_uint};
+use std::mem::size_of;
+
+use kvm::ddi;
+
+const PROBE: &str = r#"
+#include <sys/types.h>
+#include <sys/errno.h>
+#include <sys/file.h>
+#include <sys/open.h>
+#include <sys/kmem.h>
+#include <sys/cmn_err.h>
+#include <sys/ddi.h>
+#include <sys/sunddi.h>
+#include "kvm_rs.h"
+#define V(n, e) const unsigned long long probe_##n = (unsigned long long)(e);
+V(KM_SLEEP, KM_SLEEP)
+V(KM_NOSLEEP, KM_NOSLEEP)
+V(CE_NOTE, CE_NOTE)
+V(CE_WARN, CE_WARN)
+V(FREAD, FREAD)
+V(FWRITE, FWRITE)
+V(FNDELAY, FNDELAY)
+V(FEXCL, FEXCL)
+V(OTYP_CHR, OTYP_CHR)
+V(ENXIO, ENXIO)
+V(EINVAL, EINVAL)
+V(ENOTSUP, ENOTSUP)
+V(sizeof_minor_t, sizeof (minor_t))
+V(sizeof_offset_t, sizeof (offset_t))
+V(sizeof_int, sizeof (int))
+V(sizeof_uint_t, sizeof (uint_t))
+V(sizeof_size_t, sizeof (size_t))
+V(sizeof_intptr_t, sizeof (intptr_t))
+V(sizeof_ddi_umem_cookie_t, sizeof (ddi_umem_cookie_t))
+"#;
+
+#[test]
+fn glue_constants_and_types_match_the_illumos_headers() {
+    let Some(sdk) = support::illumos_sdk() else {
+        println!("skipped: ../shared/illumos-sdk absent (set ILLUMOS_SDK)");
+        return;
+    };
+    let c: BTreeMap<String, u64> = support::kernel_c_values(&sdk, PROBE).into_iter().collect();
+    let rust: &[(&str, u64)] = &[
+        ("KM_SLEEP", ddi::KM_SLEEP as u64),
+        ("KM_NOSLEEP", ddi::KM_NOSLEEP as u64),
+        ("CE_NOTE", ddi::CE_NOTE as u64),
+        ("CE_WARN", ddi::CE_WARN as u64),
+        ("FREAD", ddi::FREAD as u64),
+        ("FWRITE", ddi::FWRITE as u64),
+        ("FNDELAY", ddi::FNDELAY as u64),
+        ("FEXCL", ddi::FEXCL as u64),
+        ("OTYP_CHR", ddi::OTYP_CHR as u64),
+        ("ENXIO", ddi::errno::ENXIO as u64),
+        ("EINVAL", ddi::errno::EINVAL as u64),
+        ("ENOTSUP", ddi::errno::ENOTSUP as u64),
+        // kvm_rs.h parameter types, as the Rust entry points declare them.
+        ("sizeof_minor_t", size_of::<ddi::Minor>() as u64),
+        ("sizeof_offset_t", size_of::<ddi::Offset>() as u64),
+        ("sizeof_int", size_of::<c_int>() as u64),
+        ("sizeof_uint_t", size_of::<c_uint>() as u64),
+        ("sizeof_size_t", size_of::<usize>() as u64),
+        ("sizeof_intptr_t", size_of::<isize>() as u64),
+        (
+            "sizeof_ddi_umem_cookie_t",
+            size_of::<*mut std::ffi::c_void>() as u64,
+        ),
+    ];
+    assert_eq!(c.len(), rust.len(), "every probe value was found: {c:?}");
+    for (name, value) in rust {
+        assert_eq!(c.get(*name), Some(value), "{name}: header vs Rust");
+    }
+}
+
+#[test]
+fn probe_parser_reads_labels_and_quads() {
+    let asm = "\t.globl\tprobe_A\nprobe_A:\n\t.quad\t4\nprobe_B:\n\t.quad\t-1\n\
+               probe_Z:\n\t.zero\t8\nother:\n\t.quad 9\n";
+    assert_eq!(
+        support::parse_probe_asm(asm),
+        vec![
+            ("A".to_string(), 4),
+            ("B".to_string(), u64::MAX),
+            ("Z".to_string(), 0)
+        ]
+    );
+}
