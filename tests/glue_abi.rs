@@ -1,7 +1,8 @@
 //! The C boundary agrees with the illumos headers: every constant and type
 //! the Rust side uses for the glue (`kvm::ddi`) has the value gcc computes
 //! from `../shared/illumos-sdk`, and the types of `src/glue/kvm_rs.h` have
-//! the sizes the Rust `kvm_rs_*` signatures assume.
+//! the sizes the Rust `kvm_rs_*` signatures assume; `kstat_named_t` is laid
+//! out as `kvm-kstat` lays out its virtual kstats.
 
 mod support;
 
@@ -10,6 +11,7 @@ use std::ffi::{c_int, c_uint};
 use std::mem::size_of;
 
 use kvm::ddi;
+use kvm_kstat::{DataType, KstatNamed};
 
 const PROBE: &str = r#"
 #include <sys/types.h>
@@ -20,6 +22,8 @@ const PROBE: &str = r#"
 #include <sys/cmn_err.h>
 #include <sys/ddi.h>
 #include <sys/sunddi.h>
+#include <sys/kstat.h>
+#include <sys/zone.h>
 #include "kvm_rs.h"
 #define V(n, e) const unsigned long long probe_##n = (unsigned long long)(e);
 V(KM_SLEEP, KM_SLEEP)
@@ -41,6 +45,14 @@ V(sizeof_uint_t, sizeof (uint_t))
 V(sizeof_size_t, sizeof (size_t))
 V(sizeof_intptr_t, sizeof (intptr_t))
 V(sizeof_ddi_umem_cookie_t, sizeof (ddi_umem_cookie_t))
+V(sizeof_kstat_named_t, sizeof (kstat_named_t))
+V(offsetof_kstat_named_data_type, __builtin_offsetof(kstat_named_t, data_type))
+V(offsetof_kstat_named_value, __builtin_offsetof(kstat_named_t, value))
+V(offsetof_kstat_named_str_len, __builtin_offsetof(kstat_named_t, value.str.len))
+V(KSTAT_STRLEN, KSTAT_STRLEN)
+V(KSTAT_DATA_UINT64, KSTAT_DATA_UINT64)
+V(KSTAT_DATA_STRING, KSTAT_DATA_STRING)
+V(ZONENAME_MAX, ZONENAME_MAX)
 "#;
 
 #[test]
@@ -74,6 +86,24 @@ fn glue_constants_and_types_match_the_illumos_headers() {
             "sizeof_ddi_umem_cookie_t",
             size_of::<*mut std::ffi::c_void>() as u64,
         ),
+        // kstat_named_t as kvm-kstat lays out its virtual kstats.
+        ("sizeof_kstat_named_t", size_of::<KstatNamed>() as u64),
+        (
+            "offsetof_kstat_named_data_type",
+            KstatNamed::OFFSET_DATA_TYPE as u64,
+        ),
+        (
+            "offsetof_kstat_named_value",
+            KstatNamed::OFFSET_VALUE as u64,
+        ),
+        (
+            "offsetof_kstat_named_str_len",
+            KstatNamed::OFFSET_STR_LEN as u64,
+        ),
+        ("KSTAT_STRLEN", kvm_kstat::named::KSTAT_STRLEN as u64),
+        ("KSTAT_DATA_UINT64", DataType::Uint64 as u64),
+        ("KSTAT_DATA_STRING", DataType::String as u64),
+        ("ZONENAME_MAX", kvm_kstat::stats::ZONENAME_MAX as u64),
     ];
     assert_eq!(c.len(), rust.len(), "every probe value was found: {c:?}");
     for (name, value) in rust {

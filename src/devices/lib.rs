@@ -26,5 +26,6 @@ extern crate std;
 
 pub mod apic_bus;
 pub mod clock;
+pub mod i8254;
 pub mod i8259;
 pub mod ioapic;
