@@ -60,12 +60,13 @@ pub extern "C" fn kvm_rs_close(_minor: Minor, _flag: c_int, _otyp: c_int) -> c_i
 #[unsafe(no_mangle)]
 pub extern "C" fn kvm_rs_ioctl(
     _minor: Minor,
-    _cmd: c_int,
+    cmd: c_int,
     _arg: isize,
     _mode: c_int,
     _ilp32: c_int,
     _rvalp: *mut c_int,
 ) -> c_int {
+    kvm_kstat::sdt::bad_ioctl(cmd as usize);
     errno::EINVAL
 }
 

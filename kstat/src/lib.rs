@@ -1,4 +1,5 @@
-//! kstats of illumos-kvm (`kstat -m kvm`, `kvmstat`): the per-VM `vm` and
+//! What operators see of illumos-kvm: SDT probes (`sdt`) and the kstats
+//! (`kstat -m kvm`, `kvmstat`): the per-VM `vm` and
 //! per-VCPU `vcpu-<vmid>` named kstats (inventory §3), laid out as
 //! `kstat_named_t` arrays that live in the VM and VCPU (virtual kstats), and
 //! the boundary they are published through.
@@ -18,6 +19,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod named;
+pub mod sdt;
 pub mod stats;
 
 pub use named::{DataType, KstatNamed};
