@@ -19,8 +19,10 @@
 extern crate std;
 
 pub mod cpu;
+pub mod exit_reason;
 pub mod msr;
 pub mod support;
 
 pub use cpu::{CpuFeatures, CpuidResult};
+pub use exit_reason::ExitReason;
 pub use support::{Refusal, VmxSupport, check_support};
