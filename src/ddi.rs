@@ -25,6 +25,11 @@ pub const FWRITE: c_int = 0x02;
 pub const FNDELAY: c_int = 0x04;
 pub const FEXCL: c_int = 0x0400;
 
+/// `<sys/mutex.h>`: `kmutex_type_t` of a driver mutex.
+pub const MUTEX_DRIVER: c_int = 4;
+/// `sizeof (kmutex_t)` on amd64.
+pub const KMUTEX_SIZE: usize = 8;
+
 /// `<sys/open.h>`: open of a character special file.
 pub const OTYP_CHR: c_int = 2;
 

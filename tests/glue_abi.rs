@@ -22,6 +22,7 @@ const PROBE: &str = r#"
 #include <sys/cmn_err.h>
 #include <sys/ddi.h>
 #include <sys/sunddi.h>
+#include <sys/mutex.h>
 #include <sys/kstat.h>
 #include <sys/zone.h>
 #include "kvm_rs.h"
@@ -45,6 +46,8 @@ V(sizeof_uint_t, sizeof (uint_t))
 V(sizeof_size_t, sizeof (size_t))
 V(sizeof_intptr_t, sizeof (intptr_t))
 V(sizeof_ddi_umem_cookie_t, sizeof (ddi_umem_cookie_t))
+V(MUTEX_DRIVER, MUTEX_DRIVER)
+V(sizeof_kmutex_t, sizeof (kmutex_t))
 V(sizeof_kstat_named_t, sizeof (kstat_named_t))
 V(offsetof_kstat_named_data_type, __builtin_offsetof(kstat_named_t, data_type))
 V(offsetof_kstat_named_value, __builtin_offsetof(kstat_named_t, value))
@@ -86,6 +89,8 @@ fn glue_constants_and_types_match_the_illumos_headers() {
             "sizeof_ddi_umem_cookie_t",
             size_of::<*mut std::ffi::c_void>() as u64,
         ),
+        ("MUTEX_DRIVER", ddi::MUTEX_DRIVER as u64),
+        ("sizeof_kmutex_t", ddi::KMUTEX_SIZE as u64),
         // kstat_named_t as kvm-kstat lays out its virtual kstats.
         ("sizeof_kstat_named_t", size_of::<KstatNamed>() as u64),
         (

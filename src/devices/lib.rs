@@ -29,3 +29,5 @@ pub mod clock;
 pub mod i8254;
 pub mod i8259;
 pub mod ioapic;
+pub mod lapic;
+pub mod lapic_bus;

@@ -7,7 +7,31 @@ use core::ffi::{c_char, c_int, c_void};
 
 pub use crate::ddi::{CE_WARN, KM_SLEEP};
 
+/// `kmutex_t` (`<sys/mutex.h>`: `void *_opaque[1]` on amd64, 8 bytes).
+#[repr(C)]
+pub struct KMutexRaw {
+    _opaque: [*mut c_void; 1],
+}
+
+impl KMutexRaw {
+    pub const fn zeroed() -> Self {
+        Self {
+            _opaque: [core::ptr::null_mut()],
+        }
+    }
+}
+
+pub use crate::ddi::MUTEX_DRIVER;
+
 unsafe extern "C" {
+    /// `void mutex_init(kmutex_t *, char *name, kmutex_type_t, void *arg)`.
+    pub fn mutex_init(m: *mut KMutexRaw, name: *const c_char, ty: c_int, arg: *mut c_void);
+    /// `void mutex_enter(kmutex_t *)`.
+    pub fn mutex_enter(m: *mut KMutexRaw);
+    /// `void mutex_exit(kmutex_t *)`.
+    pub fn mutex_exit(m: *mut KMutexRaw);
+    /// `void mutex_destroy(kmutex_t *)`.
+    pub fn mutex_destroy(m: *mut KMutexRaw);
     /// `void *kmem_alloc(size_t size, int kmflag)` (`<sys/kmem.h>`).
     pub fn kmem_alloc(size: usize, kmflag: c_int) -> *mut c_void;
     /// `void kmem_free(void *buf, size_t size)` (`<sys/kmem.h>`).
@@ -17,3 +41,5 @@ unsafe extern "C" {
     /// `void panic(const char *fmt, ...)` (`<sys/cmn_err.h>`): does not return.
     pub fn panic(fmt: *const c_char, ...) -> !;
 }
+
+const _: () = assert!(core::mem::size_of::<KMutexRaw>() == crate::ddi::KMUTEX_SIZE);

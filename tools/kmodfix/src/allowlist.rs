@@ -72,7 +72,10 @@ mod tests {
         let a = Allowlist::parse(
             "# header\n\nkmem_alloc\tuts/common/os/kmem.c\tkvm.c\n  memcpy  # trailing\n## group\npanic\n",
         );
-        assert_eq!(a.iter().collect::<Vec<_>>(), ["kmem_alloc", "memcpy", "panic"]);
+        assert_eq!(
+            a.iter().collect::<Vec<_>>(),
+            ["kmem_alloc", "memcpy", "panic"]
+        );
         assert!(!a.contains("uts/common/os/kmem.c"));
         assert!(!a.contains("#"));
     }

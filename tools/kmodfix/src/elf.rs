@@ -40,6 +40,7 @@ pub const STB_WEAK: u8 = 2;
 pub const STT_NOTYPE: u8 = 0;
 pub const STT_FUNC: u8 = 2;
 pub const STT_SECTION: u8 = 3;
+pub const STT_FILE: u8 = 4;
 pub const STT_TLS: u8 = 6;
 
 pub const R_X86_64_64: u32 = 1;
@@ -372,7 +373,10 @@ impl<'a> Elf<'a> {
             None => None,
         };
         if data.len() % SYM_SIZE != 0 {
-            return err(format!("symbol table size {:#x} is not a multiple of {SYM_SIZE}", data.len()));
+            return err(format!(
+                "symbol table size {:#x} is not a multiple of {SYM_SIZE}",
+                data.len()
+            ));
         }
         let mut out = Vec::with_capacity(data.len() / SYM_SIZE);
         for (index, e) in data.chunks_exact(SYM_SIZE).enumerate() {
@@ -380,7 +384,9 @@ impl<'a> Elf<'a> {
             let mut shndx = u32::from(read_u16(e, 6)?);
             if shndx == SHN_XINDEX {
                 let table = xindex.ok_or_else(|| {
-                    Error::new(format!("symbol {index} uses SHN_XINDEX but there is no SHT_SYMTAB_SHNDX"))
+                    Error::new(format!(
+                        "symbol {index} uses SHN_XINDEX but there is no SHT_SYMTAB_SHNDX"
+                    ))
                 })?;
                 shndx = read_u32(table, index * 4)?;
             }
@@ -402,7 +408,12 @@ impl<'a> Elf<'a> {
         let (entsize, rela) = match s.sh_type {
             SHT_RELA => (RELA_SIZE, true),
             SHT_REL => (REL_SIZE, false),
-            t => return err(format!("section {} (type {t}) is not a relocation section", s.name)),
+            t => {
+                return err(format!(
+                    "section {} (type {t}) is not a relocation section",
+                    s.name
+                ));
+            }
         };
         let data = self.section_data(s)?;
         if data.len() % entsize != 0 {

@@ -12,7 +12,7 @@
 //!   relocation types, undefined symbols, SSE/x87 code, TLS, static
 //!   constructors, the `_init/_fini/_info` entry points and SDT probe sites.
 //!
-//! The pipeline is [`run`]: strip -> relax -> audit -> atomic write. The output
+//! The pipeline is [`run`]: relax -> strip -> audit -> atomic write. The output
 //! is written only if the audit finds no violation.
 
 pub mod allowlist;
@@ -121,19 +121,38 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     f.write_all(bytes).map_err(io)?;
     f.sync_all().map_err(io)?;
     drop(f);
-    fs::rename(&tmp.0, path)
-        .map_err(|e| Error::new(format!("rename {} -> {}: {e}", tmp.0.display(), path.display())))
+    fs::rename(&tmp.0, path).map_err(|e| {
+        Error::new(format!(
+            "rename {} -> {}: {e}",
+            tmp.0.display(),
+            path.display()
+        ))
+    })
 }
 
-/// The whole pipeline: strip (objcopy) -> relax GOTPCREL -> audit -> write OUT
+/// The whole pipeline: relax GOTPCREL -> strip (objcopy) -> audit -> write OUT
 /// atomically if and only if the audit passed.
+///
+/// Relaxation runs first, on the input bytes, so that the strip pass can also
+/// drop `_GLOBAL_OFFSET_TABLE_`: gas (not LLVM) adds it as an undefined symbol
+/// to any object using GOTPCREL, no relocation refers to it, and unix/genunix
+/// does not export it, so krtld would refuse the module for it.
 pub fn run(opts: &Options) -> Result<RunResult, Error> {
-    let stripped = TempPath::next_to(&opts.output, "strip");
-    strip::strip_sections(&opts.objcopy, &opts.input, &stripped.0)?;
-    let mut bytes = read_file(&stripped.0)?;
-    drop(stripped);
-
+    let mut bytes = read_file(&opts.input)?;
     let relaxed = relax_gotpcrel(&mut bytes).map_err(|e| e.context(opts.input.display()))?;
+    let drop_got =
+        relax::got_symbol_unreferenced(&bytes).map_err(|e| e.context(opts.input.display()))?;
+
+    let relaxed_file = TempPath::next_to(&opts.output, "relaxed");
+    fs::write(&relaxed_file.0, &bytes)
+        .map_err(|e| Error::new(format!("{}: {e}", relaxed_file.0.display())))?;
+    let stripped = TempPath::next_to(&opts.output, "strip");
+    let strip_symbols: &[&str] = if drop_got { &[relax::GOT_SYMBOL] } else { &[] };
+    strip::strip_sections(&opts.objcopy, &relaxed_file.0, &stripped.0, strip_symbols)
+        .map_err(|e| e.context(opts.input.display()))?;
+    let bytes = read_file(&stripped.0)?;
+    drop((relaxed_file, stripped));
+
     let audit = audit(&bytes, &opts.audit).map_err(|e| e.context(opts.input.display()))?;
     let written = audit.passed();
     if written {

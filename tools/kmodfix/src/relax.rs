@@ -134,6 +134,9 @@ pub fn relax_gotpcrel(bytes: &mut [u8]) -> Result<RelaxStats, Error> {
     let edits = {
         let elf = Elf::parse(bytes)?;
         let mut edits = Vec::new();
+        // Two GOT relocations on one field (corrupt input) must not be
+        // rewritten twice; the second stays and the audit rejects it.
+        let mut seen = std::collections::HashSet::new();
         for rs in elf.sections.iter().filter(|s| s.sh_type == SHT_RELA) {
             let target = elf.section(rs.info as usize)?;
             if !target.is_alloc() || target.sh_type == SHT_NOBITS {
@@ -143,6 +146,9 @@ pub fn relax_gotpcrel(bytes: &mut [u8]) -> Result<RelaxStats, Error> {
             let base = elf.section_file_offset(target)?;
             for r in elf.relocs(rs)? {
                 if !is_gotpcrel(r.r_type) {
+                    continue;
+                }
+                if !seen.insert((target.index, r.offset)) {
                     continue;
                 }
                 if let Ok(kind) = classify(code, r.offset, r.addend) {
@@ -187,6 +193,32 @@ pub fn relax_gotpcrel(bytes: &mut [u8]) -> Result<RelaxStats, Error> {
     Ok(stats)
 }
 
+/// The GOT base symbol gas declares (undefined) in objects using GOTPCREL.
+pub const GOT_SYMBOL: &str = "_GLOBAL_OFFSET_TABLE_";
+
+/// Whether the object has an undefined [`GOT_SYMBOL`] that no relocation
+/// names, i.e. one that can be stripped after relaxation.
+pub fn got_symbol_unreferenced(bytes: &[u8]) -> Result<bool, Error> {
+    let elf = Elf::parse(bytes)?;
+    let symbols = elf.symbols()?;
+    let Some(got) = symbols
+        .iter()
+        .find(|s| s.name == GOT_SYMBOL && s.is_undefined())
+    else {
+        return Ok(false);
+    };
+    for rs in elf
+        .sections
+        .iter()
+        .filter(|s| s.sh_type == SHT_RELA || s.sh_type == elf::SHT_REL)
+    {
+        if elf.relocs(rs)?.iter().any(|r| r.sym as usize == got.index) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -209,7 +241,11 @@ mod tests {
         assert!(classify(&add, 3, -4).unwrap_err().contains("48 03 05"));
         // movl x@GOTPCREL(%rip), %eax = 8b 05 (no REX.W)
         let movl = [0x90, 0x8b, 0x05, 0, 0, 0, 0];
-        assert!(classify(&movl, 3, -4).unwrap_err().contains("without REX.W"));
+        assert!(
+            classify(&movl, 3, -4)
+                .unwrap_err()
+                .contains("without REX.W")
+        );
         // mov with a SIB byte is not RIP-relative
         let sib = [0x48, 0x8b, 0x04, 0, 0, 0, 0];
         assert!(classify(&sib, 3, -4).is_err());

@@ -23,12 +23,21 @@ pub const STRIP_SECTIONS: &[&str] = &[
     ".comment",
 ];
 
-/// `objcopy --remove-section=... input output`. Removing a section that is
-/// not there is not an error for objcopy.
-pub fn strip_sections(objcopy: &OsStr, input: &Path, output: &Path) -> Result<(), Error> {
+/// `objcopy --remove-section=... [--strip-symbol=...] input output`.
+/// Removing a section that is not there is not an error for objcopy; a
+/// symbol in `symbols` must not be named by any relocation.
+pub fn strip_sections(
+    objcopy: &OsStr,
+    input: &Path,
+    output: &Path,
+    symbols: &[&str],
+) -> Result<(), Error> {
     let mut cmd = Command::new(objcopy);
     for s in STRIP_SECTIONS {
         cmd.arg(format!("--remove-section={s}"));
+    }
+    for s in symbols {
+        cmd.arg(format!("--strip-symbol={s}"));
     }
     cmd.arg(input).arg(output);
     let out = cmd.output().map_err(|e| {
