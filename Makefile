@@ -23,7 +23,7 @@ HOST_TRIPLE := x86_64-unknown-linux-gnu
 BUILD := build
 KMOD_TARGET_DIR := target/kmod
 KMOD_STATICLIB := $(KMOD_TARGET_DIR)/$(HOST_TRIPLE)/release/libkvm.a
-KMODFIX := target/release/kmodfix
+KMODFIX := target/tool/kmodfix
 ALLOWLIST := tools/kmodfix/allowlist.txt
 
 # The panic-call ratchet: call sites in build/kvm that can reach the panic
@@ -98,7 +98,7 @@ $(BUILD)/kvm_glue.o: src/glue/kvm_glue.c src/glue/kvm_rs.h | check-headers $(BUI
 	$(CC) $(KERNEL_CFLAGS) -c $< -o $@
 
 $(KMODFIX): FORCE
-	$(CARGO) build --quiet --release -p kmodfix
+	$(CARGO) build --quiet --profile tool -p kmodfix
 
 # ld -r keeps what the glue reaches (the kvm_rs_* entry points and what they
 # call) and the module entry points; --gc-sections drops the rest of the
@@ -147,7 +147,7 @@ cargo-test:
 # The module build and audit need the illumos headers for the C glue.
 kmod-test:
 	@if [ -z "$(HAVE_HEADERS)" ]; then \
-	  echo "make test: skipped the kernel module build and audit: illumos headers not found (set ILLUMOS_SDK, default ../shared/illumos-sdk)"; \
+	  echo "make test: skipped the kernel module build and audit, the devfsadm module check and the C-header layout tests: illumos headers not found (set ILLUMOS_SDK; default ../shared/illumos-sdk)"; \
 	else \
 	  $(MAKE) --no-print-directory kmod devfsadm; \
 	fi
