@@ -98,8 +98,15 @@ pub struct kvm_memory_region {
     pub guest_phys_addr: u64,
     pub memory_size: u64,
 }
-assert_layout!(kvm_memory_region, size = 24, align = 8, slot = 0, flags = 4,
-    guest_phys_addr = 8, memory_size = 16);
+assert_layout!(
+    kvm_memory_region,
+    size = 24,
+    align = 8,
+    slot = 0,
+    flags = 4,
+    guest_phys_addr = 8,
+    memory_size = 16
+);
 
 /// `struct kvm_userspace_memory_region` (KVM_SET_USER_MEMORY_REGION).
 #[repr(C)]
@@ -111,8 +118,16 @@ pub struct kvm_userspace_memory_region {
     pub memory_size: u64,
     pub userspace_addr: u64,
 }
-assert_layout!(kvm_userspace_memory_region, size = 32, align = 8, slot = 0, flags = 4,
-    guest_phys_addr = 8, memory_size = 16, userspace_addr = 24);
+assert_layout!(
+    kvm_userspace_memory_region,
+    size = 32,
+    align = 8,
+    slot = 0,
+    flags = 4,
+    guest_phys_addr = 8,
+    memory_size = 16,
+    userspace_addr = 24
+);
 
 /// The anonymous `{ irq; status; }` union of `kvm_irq_level`.
 #[repr(C)]
@@ -153,7 +168,14 @@ pub union kvm_irqchip_chip {
     pub pic: kvm_pic_state,
     pub ioapic: kvm_ioapic_state,
 }
-assert_layout!(kvm_irqchip_chip, size = 512, align = 8, dummy = 0, pic = 0, ioapic = 0);
+assert_layout!(
+    kvm_irqchip_chip,
+    size = 512,
+    align = 8,
+    dummy = 0,
+    pic = 0,
+    ioapic = 0
+);
 
 /// `struct kvm_irqchip` (KVM_GET_IRQCHIP / KVM_SET_IRQCHIP).
 #[repr(C)]
@@ -163,7 +185,14 @@ pub struct kvm_irqchip {
     pub pad: u32,
     pub chip: kvm_irqchip_chip,
 }
-assert_layout!(kvm_irqchip, size = 520, align = 8, chip_id = 0, pad = 4, chip = 8);
+assert_layout!(
+    kvm_irqchip,
+    size = 520,
+    align = 8,
+    chip_id = 0,
+    pad = 4,
+    chip = 8
+);
 
 /// `struct kvm_pit_config` (KVM_CREATE_PIT2).
 #[repr(C)]
@@ -182,7 +211,14 @@ pub struct kvm_coalesced_mmio_zone {
     pub size: u32,
     pub pad: u32,
 }
-assert_layout!(kvm_coalesced_mmio_zone, size = 16, align = 8, addr = 0, size = 8, pad = 12);
+assert_layout!(
+    kvm_coalesced_mmio_zone,
+    size = 16,
+    align = 8,
+    addr = 0,
+    size = 8,
+    pad = 12
+);
 
 /// `struct kvm_coalesced_mmio`: one entry of the coalesced-MMIO ring.
 #[repr(C)]
@@ -193,8 +229,15 @@ pub struct kvm_coalesced_mmio {
     pub pad: u32,
     pub data: [u8; 8],
 }
-assert_layout!(kvm_coalesced_mmio, size = 24, align = 8, phys_addr = 0, len = 8, pad = 12,
-    data = 16);
+assert_layout!(
+    kvm_coalesced_mmio,
+    size = 24,
+    align = 8,
+    phys_addr = 0,
+    len = 8,
+    pad = 12,
+    data = 16
+);
 
 /// `struct kvm_coalesced_mmio_ring` header; the entries continue to the end
 /// of the ring page.
@@ -205,8 +248,14 @@ pub struct kvm_coalesced_mmio_ring {
     pub last: u32,
     pub coalesced_mmio: [kvm_coalesced_mmio; 1],
 }
-assert_layout!(kvm_coalesced_mmio_ring, size = 32, align = 8, first = 0, last = 4,
-    coalesced_mmio = 8);
+assert_layout!(
+    kvm_coalesced_mmio_ring,
+    size = 32,
+    align = 8,
+    first = 0,
+    last = 4,
+    coalesced_mmio = 8
+);
 
 /// `KVM_COALESCED_MMIO_MAX`: ring entries that fit in one page (169).
 pub const KVM_COALESCED_MMIO_MAX: usize = (PAGESIZE
@@ -230,7 +279,13 @@ pub union kvm_dirty_log_u {
     pub dirty_bitmap: u64,
     pub padding2: u64,
 }
-assert_layout!(kvm_dirty_log_u, size = 8, align = 8, dirty_bitmap = 0, padding2 = 0);
+assert_layout!(
+    kvm_dirty_log_u,
+    size = 8,
+    align = 8,
+    dirty_bitmap = 0,
+    padding2 = 0
+);
 
 /// `struct kvm_dirty_log` (KVM_GET_DIRTY_LOG).
 #[repr(C)]
@@ -240,7 +295,14 @@ pub struct kvm_dirty_log {
     pub padding1: u32,
     pub u: kvm_dirty_log_u,
 }
-assert_layout!(kvm_dirty_log, size = 16, align = 8, slot = 0, padding1 = 4, u = 8);
+assert_layout!(
+    kvm_dirty_log,
+    size = 16,
+    align = 8,
+    slot = 0,
+    padding1 = 4,
+    u = 8
+);
 
 impl kvm_dirty_log {
     /// The user address of the bitmap (`dirty_bitmap`).
@@ -260,7 +322,14 @@ pub struct kvm_signal_mask {
     /// Explicit form of C's implicit tail padding.
     pub _tail_pad: [u8; 3],
 }
-assert_layout!(kvm_signal_mask, size = 8, align = 4, len = 0, sigset = 4, _tail_pad = 5);
+assert_layout!(
+    kvm_signal_mask,
+    size = 8,
+    align = 4,
+    len = 0,
+    sigset = 4,
+    _tail_pad = 5
+);
 
 /// `struct kvm_tpr_access_ctl` (KVM_TPR_ACCESS_REPORTING, not implemented).
 #[repr(C)]
@@ -270,8 +339,14 @@ pub struct kvm_tpr_access_ctl {
     pub flags: u32,
     pub reserved: [u32; 8],
 }
-assert_layout!(kvm_tpr_access_ctl, size = 40, align = 4, enabled = 0, flags = 4,
-    reserved = 8);
+assert_layout!(
+    kvm_tpr_access_ctl,
+    size = 40,
+    align = 4,
+    enabled = 0,
+    flags = 4,
+    reserved = 8
+);
 
 /// `struct kvm_vapic_addr` (KVM_SET_VAPIC_ADDR).
 #[repr(C)]
@@ -297,7 +372,14 @@ pub struct kvm_guest_debug {
     pub pad: u32,
     pub arch: kvm_guest_debug_arch,
 }
-assert_layout!(kvm_guest_debug, size = 72, align = 8, control = 0, pad = 4, arch = 8);
+assert_layout!(
+    kvm_guest_debug,
+    size = 72,
+    align = 8,
+    control = 0,
+    pad = 4,
+    arch = 8
+);
 
 /// `struct kvm_irq_routing_irqchip`.
 #[repr(C)]
@@ -306,7 +388,13 @@ pub struct kvm_irq_routing_irqchip {
     pub irqchip: u32,
     pub pin: u32,
 }
-assert_layout!(kvm_irq_routing_irqchip, size = 8, align = 4, irqchip = 0, pin = 4);
+assert_layout!(
+    kvm_irq_routing_irqchip,
+    size = 8,
+    align = 4,
+    irqchip = 0,
+    pin = 4
+);
 
 /// `struct kvm_irq_routing_msi`.
 #[repr(C)]
@@ -317,8 +405,15 @@ pub struct kvm_irq_routing_msi {
     pub data: u32,
     pub pad: u32,
 }
-assert_layout!(kvm_irq_routing_msi, size = 16, align = 4, address_lo = 0, address_hi = 4,
-    data = 8, pad = 12);
+assert_layout!(
+    kvm_irq_routing_msi,
+    size = 16,
+    align = 4,
+    address_lo = 0,
+    address_hi = 4,
+    data = 8,
+    pad = 12
+);
 
 /// `kvm_irq_routing_entry.u` (union in C).
 #[repr(C)]
@@ -328,7 +423,14 @@ pub union kvm_irq_routing_entry_u {
     pub msi: kvm_irq_routing_msi,
     pub pad: [u32; 8],
 }
-assert_layout!(kvm_irq_routing_entry_u, size = 32, align = 4, irqchip = 0, msi = 0, pad = 0);
+assert_layout!(
+    kvm_irq_routing_entry_u,
+    size = 32,
+    align = 4,
+    irqchip = 0,
+    msi = 0,
+    pad = 0
+);
 
 /// `struct kvm_irq_routing_entry`.
 #[repr(C)]
@@ -340,8 +442,16 @@ pub struct kvm_irq_routing_entry {
     pub pad: u32,
     pub u: kvm_irq_routing_entry_u,
 }
-assert_layout!(kvm_irq_routing_entry, size = 48, align = 4, gsi = 0, r#type = 4, flags = 8,
-    pad = 12, u = 16);
+assert_layout!(
+    kvm_irq_routing_entry,
+    size = 48,
+    align = 4,
+    gsi = 0,
+    r#type = 4,
+    flags = 8,
+    pad = 12,
+    u = 16
+);
 
 /// `struct kvm_irq_routing` header (KVM_SET_GSI_ROUTING); `nr` entries
 /// continue in user memory from `entries`.
@@ -352,7 +462,14 @@ pub struct kvm_irq_routing {
     pub flags: u32,
     pub entries: [kvm_irq_routing_entry; 1],
 }
-assert_layout!(kvm_irq_routing, size = 56, align = 4, nr = 0, flags = 4, entries = 8);
+assert_layout!(
+    kvm_irq_routing,
+    size = 56,
+    align = 4,
+    nr = 0,
+    flags = 4,
+    entries = 8
+);
 
 /// `struct kvm_x86_mce` (KVM_X86_SET_MCE, not implemented).
 #[repr(C)]
@@ -366,8 +483,18 @@ pub struct kvm_x86_mce {
     pub pad1: [u8; 7],
     pub pad2: [u64; 3],
 }
-assert_layout!(kvm_x86_mce, size = 64, align = 8, status = 0, addr = 8, misc = 16,
-    mcg_status = 24, bank = 32, pad1 = 33, pad2 = 40);
+assert_layout!(
+    kvm_x86_mce,
+    size = 64,
+    align = 8,
+    status = 0,
+    addr = 8,
+    misc = 16,
+    mcg_status = 24,
+    bank = 32,
+    pad1 = 33,
+    pad2 = 40
+);
 
 /// `struct kvm_clock_data` (KVM_GET_CLOCK / KVM_SET_CLOCK, not implemented).
 #[repr(C)]
@@ -377,7 +504,14 @@ pub struct kvm_clock_data {
     pub flags: u32,
     pub pad: [u32; 9],
 }
-assert_layout!(kvm_clock_data, size = 48, align = 8, clock = 0, flags = 8, pad = 12);
+assert_layout!(
+    kvm_clock_data,
+    size = 48,
+    align = 8,
+    clock = 0,
+    flags = 8,
+    pad = 12
+);
 
 impl_pod!(
     kvm_memory_region,

@@ -1,5 +1,6 @@
 //! The user-visible ABI of illumos-kvm: every struct and constant of the C
-//! driver's `sys/kvm.h`, `sys/kvm_x86.h` and `sys/kvm_para.h`, the illumos
+//! driver's `sys/kvm.h`, `sys/kvm_x86.h` and `sys/kvm_para.h` (with the
+//! `hyperv.h` it includes), the illumos
 //! ioctl encoding (`sys/ioccom.h`) and the ioctl numbers.
 //!
 //! Field names are the C names (a Rust keyword becomes a raw identifier,
@@ -13,6 +14,7 @@
 #![allow(non_camel_case_types)]
 
 pub mod caps;
+pub mod hyperv;
 pub mod ioccom;
 pub mod ioctls;
 pub mod kvm;
@@ -159,41 +161,132 @@ pub const ALL_STRUCTS: &[(&str, usize)] = &[
     ("kvm_cpuid", core::mem::size_of::<kvm_cpuid>()),
     ("kvm_cpuid_entry2", core::mem::size_of::<kvm_cpuid_entry2>()),
     ("kvm_cpuid2", core::mem::size_of::<kvm_cpuid2>()),
-    ("kvm_pit_channel_state", core::mem::size_of::<kvm_pit_channel_state>()),
-    ("kvm_debug_exit_arch", core::mem::size_of::<kvm_debug_exit_arch>()),
-    ("kvm_guest_debug_arch", core::mem::size_of::<kvm_guest_debug_arch>()),
+    (
+        "kvm_pit_channel_state",
+        core::mem::size_of::<kvm_pit_channel_state>(),
+    ),
+    (
+        "kvm_debug_exit_arch",
+        core::mem::size_of::<kvm_debug_exit_arch>(),
+    ),
+    (
+        "kvm_guest_debug_arch",
+        core::mem::size_of::<kvm_guest_debug_arch>(),
+    ),
     ("kvm_pit_state", core::mem::size_of::<kvm_pit_state>()),
     ("kvm_pit_state2", core::mem::size_of::<kvm_pit_state2>()),
-    ("kvm_reinject_control", core::mem::size_of::<kvm_reinject_control>()),
+    (
+        "kvm_reinject_control",
+        core::mem::size_of::<kvm_reinject_control>(),
+    ),
     ("kvm_vcpu_events", core::mem::size_of::<kvm_vcpu_events>()),
     // kvm.h
-    ("kvm_memory_region", core::mem::size_of::<kvm_memory_region>()),
-    ("kvm_userspace_memory_region", core::mem::size_of::<kvm_userspace_memory_region>()),
+    (
+        "kvm_memory_region",
+        core::mem::size_of::<kvm_memory_region>(),
+    ),
+    (
+        "kvm_userspace_memory_region",
+        core::mem::size_of::<kvm_userspace_memory_region>(),
+    ),
     ("kvm_irq_level", core::mem::size_of::<kvm_irq_level>()),
     ("kvm_irqchip", core::mem::size_of::<kvm_irqchip>()),
     ("kvm_pit_config", core::mem::size_of::<kvm_pit_config>()),
     ("kvm_run", core::mem::size_of::<kvm_run>()),
-    ("kvm_coalesced_mmio_zone", core::mem::size_of::<kvm_coalesced_mmio_zone>()),
-    ("kvm_coalesced_mmio", core::mem::size_of::<kvm_coalesced_mmio>()),
-    ("kvm_coalesced_mmio_ring", core::mem::size_of::<kvm_coalesced_mmio_ring>()),
+    (
+        "kvm_coalesced_mmio_zone",
+        core::mem::size_of::<kvm_coalesced_mmio_zone>(),
+    ),
+    (
+        "kvm_coalesced_mmio",
+        core::mem::size_of::<kvm_coalesced_mmio>(),
+    ),
+    (
+        "kvm_coalesced_mmio_ring",
+        core::mem::size_of::<kvm_coalesced_mmio_ring>(),
+    ),
     ("kvm_interrupt", core::mem::size_of::<kvm_interrupt>()),
     ("kvm_dirty_log", core::mem::size_of::<kvm_dirty_log>()),
     ("kvm_signal_mask", core::mem::size_of::<kvm_signal_mask>()),
-    ("kvm_tpr_access_ctl", core::mem::size_of::<kvm_tpr_access_ctl>()),
+    (
+        "kvm_tpr_access_ctl",
+        core::mem::size_of::<kvm_tpr_access_ctl>(),
+    ),
     ("kvm_vapic_addr", core::mem::size_of::<kvm_vapic_addr>()),
     ("kvm_mp_state", core::mem::size_of::<kvm_mp_state>()),
     ("kvm_guest_debug", core::mem::size_of::<kvm_guest_debug>()),
-    ("kvm_irq_routing_irqchip", core::mem::size_of::<kvm_irq_routing_irqchip>()),
-    ("kvm_irq_routing_msi", core::mem::size_of::<kvm_irq_routing_msi>()),
-    ("kvm_irq_routing_entry", core::mem::size_of::<kvm_irq_routing_entry>()),
+    (
+        "kvm_irq_routing_irqchip",
+        core::mem::size_of::<kvm_irq_routing_irqchip>(),
+    ),
+    (
+        "kvm_irq_routing_msi",
+        core::mem::size_of::<kvm_irq_routing_msi>(),
+    ),
+    (
+        "kvm_irq_routing_entry",
+        core::mem::size_of::<kvm_irq_routing_entry>(),
+    ),
     ("kvm_irq_routing", core::mem::size_of::<kvm_irq_routing>()),
     ("kvm_x86_mce", core::mem::size_of::<kvm_x86_mce>()),
     ("kvm_clock_data", core::mem::size_of::<kvm_clock_data>()),
     // kvm_para.h
     ("kvm_steal_time", core::mem::size_of::<kvm_steal_time>()),
-    ("kvm_mmu_op_header", core::mem::size_of::<kvm_mmu_op_header>()),
-    ("kvm_mmu_op_write_pte", core::mem::size_of::<kvm_mmu_op_write_pte>()),
-    ("kvm_mmu_op_flush_tlb", core::mem::size_of::<kvm_mmu_op_flush_tlb>()),
-    ("kvm_mmu_op_release_pt", core::mem::size_of::<kvm_mmu_op_release_pt>()),
-    ("kvm_vcpu_pv_apf_data", core::mem::size_of::<kvm_vcpu_pv_apf_data>()),
+    (
+        "kvm_mmu_op_header",
+        core::mem::size_of::<kvm_mmu_op_header>(),
+    ),
+    (
+        "kvm_mmu_op_write_pte",
+        core::mem::size_of::<kvm_mmu_op_write_pte>(),
+    ),
+    (
+        "kvm_mmu_op_flush_tlb",
+        core::mem::size_of::<kvm_mmu_op_flush_tlb>(),
+    ),
+    (
+        "kvm_mmu_op_release_pt",
+        core::mem::size_of::<kvm_mmu_op_release_pt>(),
+    ),
+    (
+        "kvm_vcpu_pv_apf_data",
+        core::mem::size_of::<kvm_vcpu_pv_apf_data>(),
+    ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_round_trips_bytes() {
+        let r = kvm_regs {
+            rax: 1,
+            rflags: 2,
+            ..Default::default()
+        };
+        let b = r.as_bytes();
+        assert_eq!(b.len(), 144);
+        assert_eq!(b[0], 1);
+        assert_eq!(b[136], 2);
+        assert_eq!(kvm_regs::from_bytes(b), Some(r));
+        assert_eq!(kvm_regs::from_bytes(&b[1..]), None);
+        let mut long = b.to_vec();
+        long.push(9);
+        assert_eq!(kvm_regs::from_bytes(&long), None);
+        assert_eq!(kvm_regs::from_prefix(&long), Some(r));
+        assert_eq!(kvm_run::zeroed().as_bytes(), &[0u8; 288][..]);
+    }
+
+    #[test]
+    fn tables_have_every_item_once() {
+        assert_eq!(ALL_IOCTLS.len(), 58);
+        assert_eq!(ALL_STRUCTS.len(), 50);
+        for (i, (n, _)) in ALL_STRUCTS.iter().enumerate() {
+            assert!(ALL_STRUCTS[..i].iter().all(|(m, _)| m != n), "{n}");
+        }
+        for (i, (n, v)) in ALL_IOCTLS.iter().enumerate() {
+            assert!(ALL_IOCTLS[..i].iter().all(|(m, w)| m != n && w != v), "{n}");
+        }
+    }
+}

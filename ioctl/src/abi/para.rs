@@ -67,8 +67,15 @@ pub struct kvm_steal_time {
     pub flags: u32,
     pub pad: [u32; 12],
 }
-assert_layout!(kvm_steal_time, size = 64, align = 8, steal = 0, version = 8, flags = 12,
-    pad = 16);
+assert_layout!(
+    kvm_steal_time,
+    size = 64,
+    align = 8,
+    steal = 0,
+    version = 8,
+    flags = 12,
+    pad = 16
+);
 
 /// `struct kvm_mmu_op_header`.
 #[repr(C)]
@@ -87,8 +94,14 @@ pub struct kvm_mmu_op_write_pte {
     pub pte_phys: u64,
     pub pte_val: u64,
 }
-assert_layout!(kvm_mmu_op_write_pte, size = 24, align = 8, header = 0, pte_phys = 8,
-    pte_val = 16);
+assert_layout!(
+    kvm_mmu_op_write_pte,
+    size = 24,
+    align = 8,
+    header = 0,
+    pte_phys = 8,
+    pte_val = 16
+);
 
 /// `struct kvm_mmu_op_flush_tlb`.
 #[repr(C)]
@@ -105,7 +118,13 @@ pub struct kvm_mmu_op_release_pt {
     pub header: kvm_mmu_op_header,
     pub pt_phys: u64,
 }
-assert_layout!(kvm_mmu_op_release_pt, size = 16, align = 8, header = 0, pt_phys = 8);
+assert_layout!(
+    kvm_mmu_op_release_pt,
+    size = 16,
+    align = 8,
+    header = 0,
+    pt_phys = 8
+);
 
 /// `struct kvm_vcpu_pv_apf_data`.
 #[repr(C)]
@@ -115,8 +134,14 @@ pub struct kvm_vcpu_pv_apf_data {
     pub pad: [u8; 60],
     pub enabled: u32,
 }
-assert_layout!(kvm_vcpu_pv_apf_data, size = 68, align = 4, reason = 0, pad = 4,
-    enabled = 64);
+assert_layout!(
+    kvm_vcpu_pv_apf_data,
+    size = 68,
+    align = 4,
+    reason = 0,
+    pad = 4,
+    enabled = 64
+);
 
 impl_pod!(
     kvm_steal_time,

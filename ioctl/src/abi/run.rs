@@ -89,7 +89,12 @@ assert_layout!(kvm_run_hw, size = 8, align = 8, hardware_exit_reason = 0);
 pub struct kvm_run_fail_entry {
     pub hardware_entry_failure_reason: u64,
 }
-assert_layout!(kvm_run_fail_entry, size = 8, align = 8, hardware_entry_failure_reason = 0);
+assert_layout!(
+    kvm_run_fail_entry,
+    size = 8,
+    align = 8,
+    hardware_entry_failure_reason = 0
+);
 
 /// `kvm_run.ex` (KVM_EXIT_EXCEPTION).
 #[repr(C)]
@@ -98,7 +103,13 @@ pub struct kvm_run_ex {
     pub exception: u32,
     pub error_code: u32,
 }
-assert_layout!(kvm_run_ex, size = 8, align = 4, exception = 0, error_code = 4);
+assert_layout!(
+    kvm_run_ex,
+    size = 8,
+    align = 4,
+    exception = 0,
+    error_code = 4
+);
 
 /// `kvm_run.io` (KVM_EXIT_IO); the data is at `data_offset` from the start
 /// of `kvm_run` (the PIO page).
@@ -111,8 +122,16 @@ pub struct kvm_run_io {
     pub count: u32,
     pub data_offset: u64,
 }
-assert_layout!(kvm_run_io, size = 16, align = 8, direction = 0, size = 1, port = 2,
-    count = 4, data_offset = 8);
+assert_layout!(
+    kvm_run_io,
+    size = 16,
+    align = 8,
+    direction = 0,
+    size = 1,
+    port = 2,
+    count = 4,
+    data_offset = 8
+);
 
 /// `kvm_run.debug` (KVM_EXIT_DEBUG).
 #[repr(C)]
@@ -133,8 +152,16 @@ pub struct kvm_run_mmio {
     /// Explicit form of C's implicit tail padding.
     pub _tail_pad: [u8; 3],
 }
-assert_layout!(kvm_run_mmio, size = 24, align = 8, phys_addr = 0, data = 8, len = 16,
-    is_write = 20, _tail_pad = 21);
+assert_layout!(
+    kvm_run_mmio,
+    size = 24,
+    align = 8,
+    phys_addr = 0,
+    data = 8,
+    len = 16,
+    is_write = 20,
+    _tail_pad = 21
+);
 
 /// `kvm_run.hypercall` (KVM_EXIT_HYPERCALL).
 #[repr(C)]
@@ -146,8 +173,16 @@ pub struct kvm_run_hypercall {
     pub longmode: u32,
     pub pad: u32,
 }
-assert_layout!(kvm_run_hypercall, size = 72, align = 8, nr = 0, args = 8, ret = 56,
-    longmode = 64, pad = 68);
+assert_layout!(
+    kvm_run_hypercall,
+    size = 72,
+    align = 8,
+    nr = 0,
+    args = 8,
+    ret = 56,
+    longmode = 64,
+    pad = 68
+);
 
 /// `kvm_run.tpr_access` (KVM_EXIT_TPR_ACCESS).
 #[repr(C)]
@@ -157,7 +192,14 @@ pub struct kvm_run_tpr_access {
     pub is_write: u32,
     pub pad: u32,
 }
-assert_layout!(kvm_run_tpr_access, size = 16, align = 8, rip = 0, is_write = 8, pad = 12);
+assert_layout!(
+    kvm_run_tpr_access,
+    size = 16,
+    align = 8,
+    rip = 0,
+    is_write = 8,
+    pad = 12
+);
 
 /// `kvm_run.dcr` (KVM_EXIT_DCR).
 #[repr(C)]
@@ -169,8 +211,15 @@ pub struct kvm_run_dcr {
     /// Explicit form of C's implicit tail padding.
     pub _tail_pad: [u8; 3],
 }
-assert_layout!(kvm_run_dcr, size = 12, align = 4, dcrn = 0, data = 4, is_write = 8,
-    _tail_pad = 9);
+assert_layout!(
+    kvm_run_dcr,
+    size = 12,
+    align = 4,
+    dcrn = 0,
+    data = 4,
+    is_write = 8,
+    _tail_pad = 9
+);
 
 /// `kvm_run.internal` (KVM_EXIT_INTERNAL_ERROR).
 #[repr(C)]
@@ -180,7 +229,14 @@ pub struct kvm_run_internal {
     pub ndata: u32,
     pub data: [u64; 16],
 }
-assert_layout!(kvm_run_internal, size = 136, align = 8, suberror = 0, ndata = 4, data = 8);
+assert_layout!(
+    kvm_run_internal,
+    size = 136,
+    align = 8,
+    suberror = 0,
+    ndata = 4,
+    data = 8
+);
 
 /// The anonymous exit-information union of `kvm_run` (256 bytes).
 #[repr(C)]
@@ -198,8 +254,22 @@ pub union kvm_run_u {
     pub internal: kvm_run_internal,
     pub padding: [u8; 256],
 }
-assert_layout!(kvm_run_u, size = 256, align = 8, hw = 0, fail_entry = 0, ex = 0, io = 0,
-    debug = 0, mmio = 0, hypercall = 0, tpr_access = 0, dcr = 0, internal = 0, padding = 0);
+assert_layout!(
+    kvm_run_u,
+    size = 256,
+    align = 8,
+    hw = 0,
+    fail_entry = 0,
+    ex = 0,
+    io = 0,
+    debug = 0,
+    mmio = 0,
+    hypercall = 0,
+    tpr_access = 0,
+    dcr = 0,
+    internal = 0,
+    padding = 0
+);
 
 /// `struct kvm_run` (288 bytes): page 0 of a VCPU fd's mapping.
 #[repr(C)]
@@ -215,9 +285,20 @@ pub struct kvm_run {
     pub apic_base: u64,
     pub u: kvm_run_u,
 }
-assert_layout!(kvm_run, size = 288, align = 8, request_interrupt_window = 0, padding1 = 1,
-    exit_reason = 8, ready_for_interrupt_injection = 12, if_flag = 13, padding2 = 14,
-    cr8 = 16, apic_base = 24, u = 32);
+assert_layout!(
+    kvm_run,
+    size = 288,
+    align = 8,
+    request_interrupt_window = 0,
+    padding1 = 1,
+    exit_reason = 8,
+    ready_for_interrupt_injection = 12,
+    if_flag = 13,
+    padding2 = 14,
+    cr8 = 16,
+    apic_base = 24,
+    u = 32
+);
 
 impl_pod!(
     kvm_run_hw,

@@ -84,10 +84,27 @@ pub struct kvm_pic_state {
     pub elcr: u8,
     pub elcr_mask: u8,
 }
-assert_layout!(kvm_pic_state, size = 16, align = 1, last_irr = 0, irr = 1, imr = 2,
-    isr = 3, priority_add = 4, irq_base = 5, read_reg_select = 6, poll = 7,
-    special_mask = 8, init_state = 9, auto_eoi = 10, rotate_on_auto_eoi = 11,
-    special_fully_nested_mode = 12, init4 = 13, elcr = 14, elcr_mask = 15);
+assert_layout!(
+    kvm_pic_state,
+    size = 16,
+    align = 1,
+    last_irr = 0,
+    irr = 1,
+    imr = 2,
+    isr = 3,
+    priority_add = 4,
+    irq_base = 5,
+    read_reg_select = 6,
+    poll = 7,
+    special_mask = 8,
+    init_state = 9,
+    auto_eoi = 10,
+    rotate_on_auto_eoi = 11,
+    special_fully_nested_mode = 12,
+    init4 = 13,
+    elcr = 14,
+    elcr_mask = 15
+);
 
 /// The `fields` view of one `kvm_ioapic_state.redirtbl[]` entry. The C
 /// bit-fields are kept as the two bytes that hold them (`bits1`: byte 1,
@@ -104,8 +121,16 @@ pub struct kvm_ioapic_redirtbl_fields {
     pub reserved: [u8; 4],
     pub dest_id: u8,
 }
-assert_layout!(kvm_ioapic_redirtbl_fields, size = 8, align = 1, vector = 0, bits1 = 1,
-    bits2 = 2, reserved = 3, dest_id = 7);
+assert_layout!(
+    kvm_ioapic_redirtbl_fields,
+    size = 8,
+    align = 1,
+    vector = 0,
+    bits1 = 1,
+    bits2 = 2,
+    reserved = 3,
+    dest_id = 7
+);
 
 impl kvm_ioapic_redirtbl_fields {
     /// `delivery_mode:3`.
@@ -145,7 +170,13 @@ pub union kvm_ioapic_redirtbl {
     pub bits: u64,
     pub fields: kvm_ioapic_redirtbl_fields,
 }
-assert_layout!(kvm_ioapic_redirtbl, size = 8, align = 8, bits = 0, fields = 0);
+assert_layout!(
+    kvm_ioapic_redirtbl,
+    size = 8,
+    align = 8,
+    bits = 0,
+    fields = 0
+);
 
 /// `struct kvm_ioapic_state`.
 #[repr(C)]
@@ -158,8 +189,17 @@ pub struct kvm_ioapic_state {
     pub pad: u32,
     pub redirtbl: [kvm_ioapic_redirtbl; KVM_IOAPIC_NUM_PINS],
 }
-assert_layout!(kvm_ioapic_state, size = 216, align = 8, base_address = 0, ioregsel = 8,
-    id = 12, irr = 16, pad = 20, redirtbl = 24);
+assert_layout!(
+    kvm_ioapic_state,
+    size = 216,
+    align = 8,
+    base_address = 0,
+    ioregsel = 8,
+    id = 12,
+    irr = 16,
+    pad = 20,
+    redirtbl = 24
+);
 
 /// `struct kvm_regs` (KVM_GET_REGS / KVM_SET_REGS).
 #[repr(C)]
@@ -184,9 +224,29 @@ pub struct kvm_regs {
     pub rip: u64,
     pub rflags: u64,
 }
-assert_layout!(kvm_regs, size = 144, align = 8, rax = 0, rbx = 8, rcx = 16, rdx = 24,
-    rsi = 32, rdi = 40, rsp = 48, rbp = 56, r8 = 64, r9 = 72, r10 = 80, r11 = 88,
-    r12 = 96, r13 = 104, r14 = 112, r15 = 120, rip = 128, rflags = 136);
+assert_layout!(
+    kvm_regs,
+    size = 144,
+    align = 8,
+    rax = 0,
+    rbx = 8,
+    rcx = 16,
+    rdx = 24,
+    rsi = 32,
+    rdi = 40,
+    rsp = 48,
+    rbp = 56,
+    r8 = 64,
+    r9 = 72,
+    r10 = 80,
+    r11 = 88,
+    r12 = 96,
+    r13 = 104,
+    r14 = 112,
+    r15 = 120,
+    rip = 128,
+    rflags = 136
+);
 
 /// `struct kvm_lapic_state` (KVM_GET_LAPIC / KVM_SET_LAPIC). C `char regs[]`
 /// is kept as bytes.
@@ -215,9 +275,24 @@ pub struct kvm_segment {
     pub unusable: u8,
     pub padding: u8,
 }
-assert_layout!(kvm_segment, size = 24, align = 8, base = 0, limit = 8, selector = 12,
-    r#type = 14, present = 15, dpl = 16, db = 17, s = 18, l = 19, g = 20, avl = 21,
-    unusable = 22, padding = 23);
+assert_layout!(
+    kvm_segment,
+    size = 24,
+    align = 8,
+    base = 0,
+    limit = 8,
+    selector = 12,
+    r#type = 14,
+    present = 15,
+    dpl = 16,
+    db = 17,
+    s = 18,
+    l = 19,
+    g = 20,
+    avl = 21,
+    unusable = 22,
+    padding = 23
+);
 
 /// `struct kvm_dtable`.
 #[repr(C)]
@@ -227,7 +302,14 @@ pub struct kvm_dtable {
     pub limit: u16,
     pub padding: [u16; 3],
 }
-assert_layout!(kvm_dtable, size = 16, align = 8, base = 0, limit = 8, padding = 10);
+assert_layout!(
+    kvm_dtable,
+    size = 16,
+    align = 8,
+    base = 0,
+    limit = 8,
+    padding = 10
+);
 
 /// `struct kvm_sregs` (KVM_GET_SREGS / KVM_SET_SREGS). C `unsigned long` is
 /// 64 bits (LP64).
@@ -253,9 +335,29 @@ pub struct kvm_sregs {
     pub apic_base: u64,
     pub interrupt_bitmap: [u64; KVM_NR_INTERRUPTS.div_ceil(64)],
 }
-assert_layout!(kvm_sregs, size = 312, align = 8, cs = 0, ds = 24, es = 48, fs = 72,
-    gs = 96, ss = 120, tr = 144, ldt = 168, gdt = 192, idt = 208, cr0 = 224, cr2 = 232,
-    cr3 = 240, cr4 = 248, cr8 = 256, efer = 264, apic_base = 272, interrupt_bitmap = 280);
+assert_layout!(
+    kvm_sregs,
+    size = 312,
+    align = 8,
+    cs = 0,
+    ds = 24,
+    es = 48,
+    fs = 72,
+    gs = 96,
+    ss = 120,
+    tr = 144,
+    ldt = 168,
+    gdt = 192,
+    idt = 208,
+    cr0 = 224,
+    cr2 = 232,
+    cr3 = 240,
+    cr4 = 248,
+    cr8 = 256,
+    efer = 264,
+    apic_base = 272,
+    interrupt_bitmap = 280
+);
 
 /// `struct kvm_fpu` (KVM_GET_FPU / KVM_SET_FPU), fxsave format.
 #[repr(C)]
@@ -273,9 +375,22 @@ pub struct kvm_fpu {
     pub mxcsr: u32,
     pub pad2: u32,
 }
-assert_layout!(kvm_fpu, size = 416, align = 8, fpr = 0, fcw = 128, fsw = 130, ftwx = 132,
-    pad1 = 133, last_opcode = 134, last_ip = 136, last_dp = 144, xmm = 152, mxcsr = 408,
-    pad2 = 412);
+assert_layout!(
+    kvm_fpu,
+    size = 416,
+    align = 8,
+    fpr = 0,
+    fcw = 128,
+    fsw = 130,
+    ftwx = 132,
+    pad1 = 133,
+    last_opcode = 134,
+    last_ip = 136,
+    last_dp = 144,
+    xmm = 152,
+    mxcsr = 408,
+    pad2 = 412
+);
 
 /// `struct kvm_msr_entry`.
 #[repr(C)]
@@ -285,7 +400,14 @@ pub struct kvm_msr_entry {
     pub reserved: u32,
     pub data: u64,
 }
-assert_layout!(kvm_msr_entry, size = 16, align = 8, index = 0, reserved = 4, data = 8);
+assert_layout!(
+    kvm_msr_entry,
+    size = 16,
+    align = 8,
+    index = 0,
+    reserved = 4,
+    data = 8
+);
 
 /// Number of entries in illumos-kvm's fixed-size `kvm_msrs.entries`.
 pub const KVM_MSRS_ENTRIES: usize = 100;
@@ -299,7 +421,14 @@ pub struct kvm_msrs {
     pub pad: u32,
     pub entries: [kvm_msr_entry; KVM_MSRS_ENTRIES],
 }
-assert_layout!(kvm_msrs, size = 1608, align = 8, nmsrs = 0, pad = 4, entries = 8);
+assert_layout!(
+    kvm_msrs,
+    size = 1608,
+    align = 8,
+    nmsrs = 0,
+    pad = 4,
+    entries = 8
+);
 
 /// `struct kvm_msr_list` (KVM_GET_MSR_INDEX_LIST); `indices` continues in
 /// user memory past the header.
@@ -322,8 +451,17 @@ pub struct kvm_cpuid_entry {
     pub edx: u32,
     pub padding: u32,
 }
-assert_layout!(kvm_cpuid_entry, size = 24, align = 4, function = 0, eax = 4, ebx = 8,
-    ecx = 12, edx = 16, padding = 20);
+assert_layout!(
+    kvm_cpuid_entry,
+    size = 24,
+    align = 4,
+    function = 0,
+    eax = 4,
+    ebx = 8,
+    ecx = 12,
+    edx = 16,
+    padding = 20
+);
 
 /// `struct kvm_cpuid` (KVM_SET_CPUID, v1; fixed `entries[100]`).
 #[repr(C)]
@@ -333,7 +471,14 @@ pub struct kvm_cpuid {
     pub padding: u32,
     pub entries: [kvm_cpuid_entry; 100],
 }
-assert_layout!(kvm_cpuid, size = 2408, align = 4, nent = 0, padding = 4, entries = 8);
+assert_layout!(
+    kvm_cpuid,
+    size = 2408,
+    align = 4,
+    nent = 0,
+    padding = 4,
+    entries = 8
+);
 
 /// `struct kvm_cpuid_entry2`.
 #[repr(C)]
@@ -348,8 +493,19 @@ pub struct kvm_cpuid_entry2 {
     pub edx: u32,
     pub padding: [u32; 3],
 }
-assert_layout!(kvm_cpuid_entry2, size = 40, align = 4, function = 0, index = 4, flags = 8,
-    eax = 12, ebx = 16, ecx = 20, edx = 24, padding = 28);
+assert_layout!(
+    kvm_cpuid_entry2,
+    size = 40,
+    align = 4,
+    function = 0,
+    index = 4,
+    flags = 8,
+    eax = 12,
+    ebx = 16,
+    ecx = 20,
+    edx = 24,
+    padding = 28
+);
 
 /// `struct kvm_cpuid2` header (KVM_SET_CPUID2 / KVM_GET_CPUID2 /
 /// KVM_GET_SUPPORTED_CPUID); the `entries[0]` flexible array follows it in
@@ -361,7 +517,14 @@ pub struct kvm_cpuid2 {
     pub padding: u32,
     pub entries: [kvm_cpuid_entry2; 0],
 }
-assert_layout!(kvm_cpuid2, size = 8, align = 4, nent = 0, padding = 4, entries = 8);
+assert_layout!(
+    kvm_cpuid2,
+    size = 8,
+    align = 4,
+    nent = 0,
+    padding = 4,
+    entries = 8
+);
 
 /// `struct kvm_pit_channel_state`.
 #[repr(C)]
@@ -381,9 +544,24 @@ pub struct kvm_pit_channel_state {
     pub gate: u8,
     pub count_load_time: i64,
 }
-assert_layout!(kvm_pit_channel_state, size = 24, align = 8, count = 0, latched_count = 4,
-    count_latched = 6, status_latched = 7, status = 8, read_state = 9, write_state = 10,
-    write_latch = 11, rw_mode = 12, mode = 13, bcd = 14, gate = 15, count_load_time = 16);
+assert_layout!(
+    kvm_pit_channel_state,
+    size = 24,
+    align = 8,
+    count = 0,
+    latched_count = 4,
+    count_latched = 6,
+    status_latched = 7,
+    status = 8,
+    read_state = 9,
+    write_state = 10,
+    write_latch = 11,
+    rw_mode = 12,
+    mode = 13,
+    bcd = 14,
+    gate = 15,
+    count_load_time = 16
+);
 
 /// `struct kvm_debug_exit_arch`.
 #[repr(C)]
@@ -395,8 +573,16 @@ pub struct kvm_debug_exit_arch {
     pub dr6: u64,
     pub dr7: u64,
 }
-assert_layout!(kvm_debug_exit_arch, size = 32, align = 8, exception = 0, pad = 4, pc = 8,
-    dr6 = 16, dr7 = 24);
+assert_layout!(
+    kvm_debug_exit_arch,
+    size = 32,
+    align = 8,
+    exception = 0,
+    pad = 4,
+    pc = 8,
+    dr6 = 16,
+    dr7 = 24
+);
 
 /// `struct kvm_guest_debug_arch`.
 #[repr(C)]
@@ -422,8 +608,14 @@ pub struct kvm_pit_state2 {
     pub flags: u32,
     pub reserved: [u32; 9],
 }
-assert_layout!(kvm_pit_state2, size = 112, align = 8, channels = 0, flags = 72,
-    reserved = 76);
+assert_layout!(
+    kvm_pit_state2,
+    size = 112,
+    align = 8,
+    channels = 0,
+    flags = 72,
+    reserved = 76
+);
 
 /// `struct kvm_reinject_control`.
 #[repr(C)]
@@ -432,8 +624,13 @@ pub struct kvm_reinject_control {
     pub pit_reinject: u8,
     pub reserved: [u8; 31],
 }
-assert_layout!(kvm_reinject_control, size = 32, align = 1, pit_reinject = 0,
-    reserved = 1);
+assert_layout!(
+    kvm_reinject_control,
+    size = 32,
+    align = 1,
+    pit_reinject = 0,
+    reserved = 1
+);
 
 /// `kvm_vcpu_events.exception` (anonymous struct in C).
 #[repr(C)]
@@ -445,8 +642,16 @@ pub struct kvm_vcpu_events_exception {
     pub pad: u8,
     pub error_code: u32,
 }
-assert_layout!(kvm_vcpu_events_exception, size = 8, align = 4, injected = 0, nr = 1,
-    has_error_code = 2, pad = 3, error_code = 4);
+assert_layout!(
+    kvm_vcpu_events_exception,
+    size = 8,
+    align = 4,
+    injected = 0,
+    nr = 1,
+    has_error_code = 2,
+    pad = 3,
+    error_code = 4
+);
 
 /// `kvm_vcpu_events.interrupt` (anonymous struct in C).
 #[repr(C)]
@@ -457,8 +662,15 @@ pub struct kvm_vcpu_events_interrupt {
     pub soft: u8,
     pub pad: u8,
 }
-assert_layout!(kvm_vcpu_events_interrupt, size = 4, align = 1, injected = 0, nr = 1,
-    soft = 2, pad = 3);
+assert_layout!(
+    kvm_vcpu_events_interrupt,
+    size = 4,
+    align = 1,
+    injected = 0,
+    nr = 1,
+    soft = 2,
+    pad = 3
+);
 
 /// `kvm_vcpu_events.nmi` (anonymous struct in C).
 #[repr(C)]
@@ -469,8 +681,15 @@ pub struct kvm_vcpu_events_nmi {
     pub masked: u8,
     pub pad: u8,
 }
-assert_layout!(kvm_vcpu_events_nmi, size = 4, align = 1, injected = 0, pending = 1,
-    masked = 2, pad = 3);
+assert_layout!(
+    kvm_vcpu_events_nmi,
+    size = 4,
+    align = 1,
+    injected = 0,
+    pending = 1,
+    masked = 2,
+    pad = 3
+);
 
 /// `struct kvm_vcpu_events` (KVM_GET_VCPU_EVENTS / KVM_SET_VCPU_EVENTS).
 #[repr(C)]
@@ -483,8 +702,17 @@ pub struct kvm_vcpu_events {
     pub flags: u32,
     pub reserved: [u32; 10],
 }
-assert_layout!(kvm_vcpu_events, size = 64, align = 4, exception = 0, interrupt = 8,
-    nmi = 12, sipi_vector = 16, flags = 20, reserved = 24);
+assert_layout!(
+    kvm_vcpu_events,
+    size = 64,
+    align = 4,
+    exception = 0,
+    interrupt = 8,
+    nmi = 12,
+    sipi_vector = 16,
+    flags = 20,
+    reserved = 24
+);
 
 impl_pod!(
     kvm_pic_state,
