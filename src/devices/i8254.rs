@@ -31,9 +31,9 @@
 //! armed a cyclic that never expired, kvm_i8254.c:321); OUT follows the
 //! datasheet for modes 1, 2 and 4 (the C had them inverted); BCD counts
 //! count in decimal; a control word stops the counter until the count is
-//! written. Simplifications kept from the C: GATE low does not suspend modes
-//! 0 and 4, and loading a count is the trigger of modes 1 and 5 when GATE is
-//! already high (counters 0 and 1 have GATE tied high).
+//! written; GATE low suspends modes 0 and 4 (the C ignored it).
+//! Simplification kept from the C: loading a count is the trigger of modes 1
+//! and 5 when GATE is already high (counters 0 and 1 have GATE tied high).
 
 use crate::clock::{Clock, NSEC_PER_SEC, Timer, muldiv, muldiv_ceil};
 
@@ -91,6 +91,10 @@ impl PitMode {
     /// Modes 2 and 3 reload and repeat.
     pub const fn is_periodic(self) -> bool {
         matches!(self, Self::RateGenerator | Self::SquareWave)
+    }
+    /// Modes whose counting GATE low suspends without a restart.
+    const fn gate_suspends(self) -> bool {
+        matches!(self, Self::InterruptOnTerminalCount | Self::SoftwareStrobe)
     }
     /// Modes whose counting a GATE rising edge (re)starts.
     const fn gate_triggered(self) -> bool {
@@ -191,6 +195,9 @@ struct Channel {
     gate: bool,
     /// When counting started; `None` while waiting for a count.
     load_time: Option<u64>,
+    /// Clocks counted when GATE fell in mode 0 or 4: counting is suspended
+    /// there until GATE rises again.
+    frozen: Option<u64>,
 }
 
 fn bcd_to_bin(v: u32) -> u64 {
@@ -210,13 +217,16 @@ impl Channel {
         if self.bcd {
             bcd_to_bin(self.count)
         } else {
-            let c = u64::from(self.count & 0x1_ffff);
-            if c == 0 { 0x1_0000 } else { c }
+            let c = u64::from(self.count);
+            if c == 0 || c > 0x1_0000 { 0x1_0000 } else { c }
         }
     }
 
     /// Input clocks since counting started.
     fn ticks(&self, now: u64) -> Option<u64> {
+        if self.frozen.is_some() {
+            return self.frozen;
+        }
         let load = self.load_time?;
         Some(muldiv(now.saturating_sub(load), PIT_FREQ_HZ, NSEC_PER_SEC))
     }
@@ -275,7 +285,16 @@ impl Channel {
             | u8::from(self.bcd)
     }
 
-    fn save(&self) -> PitChannelState {
+    /// The load time that makes `ticks` come out right at `now` (a
+    /// suspended counter is saved as if it had run without pause).
+    fn effective_load_time(&self, now: u64) -> Option<u64> {
+        match self.frozen {
+            Some(d) => Some(now.saturating_sub(muldiv_ceil(d, NSEC_PER_SEC, PIT_FREQ_HZ))),
+            None => self.load_time,
+        }
+    }
+
+    fn save(&self, now: u64) -> PitChannelState {
         PitChannelState {
             count: self.count,
             latched_count: self.latched_count,
@@ -290,13 +309,13 @@ impl Channel {
             bcd: u8::from(self.bcd),
             gate: u8::from(self.gate),
             count_load_time: self
-                .load_time
+                .effective_load_time(now)
                 .map_or(-1, |t| i64::try_from(t).unwrap_or(i64::MAX)),
         }
     }
 
-    fn restore(s: &PitChannelState) -> Self {
-        Self {
+    fn restore(s: &PitChannelState, now: u64) -> Self {
+        let mut c = Self {
             count: s.count & 0x1_ffff,
             latched_count: s.latched_count,
             count_latched: (s.count_latched != 0).then(|| RwState::from_u8(s.count_latched)),
@@ -310,7 +329,12 @@ impl Channel {
             bcd: s.bcd != 0,
             gate: s.gate != 0,
             load_time: u64::try_from(s.count_load_time).ok(),
+            frozen: None,
+        };
+        if c.mode.is_some_and(PitMode::gate_suspends) && !c.gate {
+            c.frozen = c.ticks(now);
         }
+        c
     }
 }
 
@@ -420,6 +444,8 @@ impl<C: Clock, T: Timer> Pit<C, T> {
         c.count = if val == 0 { 0x1_0000 } else { val };
         let gated_start = c.mode.is_some_and(PitMode::gate_triggered) && !c.gate;
         c.load_time = if gated_start { None } else { Some(now) };
+        // Mode 0/4 with GATE low: loaded, but suspended at zero clocks.
+        c.frozen = (c.mode.is_some_and(PitMode::gate_suspends) && !c.gate).then_some(0);
         if i == 0 {
             self.next_expiry = 1;
             self.pending = 0;
@@ -435,6 +461,14 @@ impl<C: Clock, T: Timer> Pit<C, T> {
             return;
         };
         let rising = gate && !c.gate;
+        let falling = !gate && c.gate;
+        if c.mode.is_some_and(PitMode::gate_suspends) && c.load_time.is_some() {
+            if falling && c.frozen.is_none() {
+                c.frozen = c.ticks(now);
+            } else if rising && let Some(d) = c.frozen.take() {
+                c.load_time = Some(now.saturating_sub(muldiv_ceil(d, NSEC_PER_SEC, PIT_FREQ_HZ)));
+            }
+        }
         c.gate = gate;
         if rising && c.mode.is_some_and(PitMode::gate_triggered) {
             c.load_time = Some(now);
@@ -512,6 +546,7 @@ impl<C: Clock, T: Timer> Pit<C, T> {
             c.mode = Some(PitMode::from_bits(val >> 1));
             c.bcd = val & 1 != 0;
             c.load_time = None;
+            c.frozen = None;
             c.count_latched = None;
             c.status_latched = false;
         }
@@ -641,6 +676,12 @@ impl<C: Clock, T: Timer> Pit<C, T> {
         self.pending
     }
 
+    /// Port of `pit_has_pending_timer`: a backlog exists and the last pulse
+    /// was acknowledged (only meaningful for the BSP).
+    pub fn has_pending_timer(&self) -> bool {
+        self.pending > 0 && self.irq_ack
+    }
+
     /// Whether to pulse IRQ0 now (port of `kvm_inject_pit_timer_irqs`): one
     /// pulse at a time, the next only after [`Pit::ack_irq0`].
     pub fn take_irq0(&mut self) -> bool {
@@ -674,7 +715,11 @@ impl<C: Clock, T: Timer> Pit<C, T> {
         let now = self.clock.now_ns();
         self.on_timer(now);
         PitState2 {
-            channels: [self.ch(0).save(), self.ch(1).save(), self.ch(2).save()],
+            channels: [
+                self.ch(0).save(now),
+                self.ch(1).save(now),
+                self.ch(2).save(now),
+            ],
             flags: self.flags,
             reserved: [0; 9],
         }
@@ -683,13 +728,13 @@ impl<C: Clock, T: Timer> Pit<C, T> {
     /// KVM_SET_PIT2: counters continue from their saved load times (the
     /// phase is kept); counter 0's next expiration is the first after now.
     pub fn restore(&mut self, st: &PitState2) {
+        let now = self.clock.now_ns();
         for (c, s) in self.channels.iter_mut().zip(st.channels.iter()) {
-            *c = Channel::restore(s);
+            *c = Channel::restore(s, now);
         }
         self.flags = st.flags;
         self.pending = 0;
         self.irq_ack = true;
-        let now = self.clock.now_ns();
         let c = self.ch(0);
         self.next_expiry = match c.ticks(now) {
             Some(d) => {

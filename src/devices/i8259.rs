@@ -484,7 +484,16 @@ impl PicPair {
     /// Port of the A0 = 0 half of `pic_ioport_write`.
     fn write_command(&mut self, c: PicChip, val: u8) {
         if val & 0x10 != 0 {
-            // ICW1.
+            // ICW1. Requests and in-service levels dropped by the
+            // initialization are reported as acknowledged so ack notifiers
+            // (PIT reinjection) do not wait forever (port of the ack loop of
+            // `kvm_pic_reset`).
+            let old = self.chip(c);
+            for irq in 0..8u8 {
+                if (old.irr | old.isr) & bit(irq) != 0 {
+                    self.note_ack(c, irq);
+                }
+            }
             if let Some(ch) = self.chip_mut(c) {
                 ch.init_reset();
                 ch.init_state = InitState::Icw2;

@@ -4,7 +4,7 @@
 //! * IOREGSEL at offset 0x00 selects a register, IOWIN at 0x10 accesses it.
 //! * Registers: IOAPICID 0x00 (ID in bits 27:24), IOAPICVER 0x01 (version in
 //!   7:0, maximum redirection entry in 23:16), IOAPICARB 0x02 (arbitration ID in
-//!   27:24, read-only), IOREDTBL[n] at 0x10 + 2n (low) / 0x11 + 2n (high).
+//!   27:24, read-only), IOREDTBL\[n\] at 0x10 + 2n (low) / 0x11 + 2n (high).
 //! * Redirection entry: vector 7:0, delivery mode 10:8, destination mode 11,
 //!   delivery status 12 (RO), polarity 13, remote IRR 14 (RO), trigger 15,
 //!   mask 16, destination 63:56.

@@ -22,18 +22,18 @@
 //!   one-shot, periodic and TSC-deadline modes (LVT timer bits 18:17; the
 //!   IA32_TSC_DEADLINE MSR 0x6E0 arms the latter, reads 0 in other modes,
 //!   is cleared when the timer fires; mode changes to or from TSC-deadline
-//!   disarm the timer; CPUID.01H:ECX[24] advertises it).
+//!   disarm the timer; CPUID.01H:ECX\[24\] advertises it).
 //! * §11.6: ICR fields, delivery modes, destination modes (physical; logical
 //!   flat/cluster via DFR/LDR), shorthands; sending a fixed IPI with a
 //!   vector below 16 is an error; INIT level de-assert is ignored.
-//! * §11.8.3–§11.8.5: TPR/PPR (PPR = TPR if TPR[7:4] ≥ ISRV[7:4], else
-//!   ISRV[7:4]:0), IRR→ISR at acknowledge, only vectors whose class is above
-//!   PPR[7:4] are dispatched, EOI clears the highest ISR bit and, for a
+//! * §11.8.3–§11.8.5: TPR/PPR (PPR = TPR if TPR\[7:4\] ≥ ISRV\[7:4\], else
+//!   ISRV\[7:4\]:0), IRR→ISR at acknowledge, only vectors whose class is above
+//!   PPR\[7:4\] are dispatched, EOI clears the highest ISR bit and, for a
 //!   level-triggered vector (TMR), is broadcast to the I/O APICs unless SVR
 //!   bit 12 suppresses it.
 //! * §11.12: x2APIC mode (IA32_APIC_BASE bit 10): MSRs 0x800–0x8FF map
 //!   offset/16, 32-bit IDs, LDR derived from the ID (cluster 31:16, bit
-//!   1 << ID[3:0]), 64-bit ICR at 0x830, SELF IPI at 0x83F, no DFR/ICR2/APR,
+//!   1 << ID\[3:0\]), 64-bit ICR at 0x830, SELF IPI at 0x83F, no DFR/ICR2/APR,
 //!   writes to read-only registers, non-zero writes to EOI/ESR and accesses to
 //!   reserved registers raise #GP; the MMIO page is not decoded.
 //!
@@ -42,224 +42,24 @@
 //! and bitmap as the SDM says (the C just ANDed); TMCCT is written into the
 //! saved page and a restore continues the countdown where it was (the C
 //! restarted from the initial count); periodic-timer clamp is configurable
-//! (default 500 µs, the C's value).
+//! (default 500 µs, the C's value); expirations while the LVT timer entry is
+//! masked are discarded rather than replayed on unmask; EOI leaves TMR alone
+//! (TMR changes only on acceptance), so a level vector re-pending in IRR
+//! keeps its trigger mode; the APR is computed (the C read it as 0) and is
+//! what lowest-priority arbitration compares.
+//!
+//! The model is split: register map in `regs`, the timer in `timer`, MSR
+//! access (x2APIC, Hyper-V, APIC base) in `msr`; delivery between LAPICs is
+//! `lapic_bus`.
 
 use crate::apic_bus::{ApicMessage, DeliveryMode, DestMode, Shorthand, TriggerMode};
-use crate::clock::{Clock, Timer, muldiv, muldiv_ceil};
+use crate::clock::{Clock, Timer, muldiv};
 
-/// Default IA32_APIC_BASE physical base (`APIC_DEFAULT_PHYS_BASE`).
-pub const APIC_DEFAULT_PHYS_BASE: u64 = 0xfee0_0000;
-/// Length of the MMIO page (`LAPIC_MMIO_LENGTH`).
-pub const LAPIC_MMIO_LENGTH: u64 = 0x1000;
-/// Size of the saved register page (`KVM_APIC_REG_SIZE`).
-pub const KVM_APIC_REG_SIZE: usize = 0x400;
-/// Version register value: integrated APIC version 0x14, 6 LVT entries.
-pub const APIC_VERSION: u32 = 0x14 | ((LVT_COUNT as u32 - 1) << 16);
-/// IA32_APIC_BASE MSR number.
-pub const MSR_IA32_APICBASE: u32 = 0x1b;
-/// IA32_TSC_DEADLINE MSR number.
-pub const MSR_IA32_TSC_DEADLINE: u32 = 0x6e0;
-/// First x2APIC MSR.
-pub const X2APIC_MSR_BASE: u32 = 0x800;
-/// Last x2APIC MSR.
-pub const X2APIC_MSR_LAST: u32 = 0x8ff;
-/// CPUID.01H:ECX bit advertising TSC-deadline mode.
-pub const CPUID_1_ECX_TSC_DEADLINE: u32 = 1 << 24;
-/// CPUID.01H:ECX bit advertising x2APIC.
-pub const CPUID_1_ECX_X2APIC: u32 = 1 << 21;
-/// `APIC_BUS_CYCLE_NS`: one timer input clock per nanosecond.
-pub const APIC_BUS_CYCLE_NS: u64 = 1;
+mod msr;
+mod regs;
+mod timer;
 
-/// IA32_APIC_BASE bits.
-pub const APIC_BASE_BSP: u64 = 1 << 8;
-/// x2APIC enable (EXTD).
-pub const APIC_BASE_EXTD: u64 = 1 << 10;
-/// Global enable (EN).
-pub const APIC_BASE_ENABLE: u64 = 1 << 11;
-const APIC_BASE_ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
-
-const LVT_MASKED: u32 = 1 << 16;
-const SVR_ENABLED: u32 = 1 << 8;
-const SVR_FOCUS_DISABLED: u32 = 1 << 9;
-const SVR_SUPPRESS_EOI_BROADCAST: u32 = 1 << 12;
-const LVR_DIRECTED_EOI: u32 = 1 << 24;
-const ICR_DELIVERY_STATUS: u32 = 1 << 12;
-
-/// Number of LVT entries (timer, thermal, perf, LINT0, LINT1, error).
-pub const LVT_COUNT: usize = 6;
-
-/// ESR error bits (SDM §11.5.3).
-pub mod esr {
-    /// Send Illegal Vector.
-    pub const SEND_ILLEGAL_VECTOR: u32 = 1 << 5;
-    /// Receive Illegal Vector.
-    pub const RECEIVE_ILLEGAL_VECTOR: u32 = 1 << 6;
-    /// Illegal Register Address.
-    pub const ILLEGAL_REGISTER: u32 = 1 << 7;
-}
-
-/// The local vector table entries, in register order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Lvt {
-    Timer,
-    Thermal,
-    PerfCounter,
-    Lint0,
-    Lint1,
-    Error,
-}
-
-impl Lvt {
-    const ALL: [Lvt; LVT_COUNT] = [
-        Self::Timer,
-        Self::Thermal,
-        Self::PerfCounter,
-        Self::Lint0,
-        Self::Lint1,
-        Self::Error,
-    ];
-
-    /// MMIO offset of the entry.
-    pub const fn offset(self) -> u32 {
-        0x320 + 0x10 * self.index()
-    }
-    const fn index(self) -> u32 {
-        match self {
-            Self::Timer => 0,
-            Self::Thermal => 1,
-            Self::PerfCounter => 2,
-            Self::Lint0 => 3,
-            Self::Lint1 => 4,
-            Self::Error => 5,
-        }
-    }
-    /// Writable bits (port of `apic_lvt_mask`).
-    const fn writable(self, tsc_deadline: bool) -> u32 {
-        const LVT_MASK: u32 = LVT_MASKED | ICR_DELIVERY_STATUS | 0xff;
-        match self {
-            Self::Timer => LVT_MASK | (1 << 17) | if tsc_deadline { 1 << 18 } else { 0 },
-            Self::Thermal | Self::PerfCounter => LVT_MASK | 0x700,
-            Self::Lint0 | Self::Lint1 => LVT_MASK | 0x700 | (1 << 13) | (1 << 14) | (1 << 15),
-            Self::Error => LVT_MASK,
-        }
-    }
-}
-
-/// The registers of the page, decoded from an offset (xAPIC) or an MSR
-/// index (x2APIC: offset = (msr − 0x800) × 16).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ApicReg {
-    Id,
-    Version,
-    Tpr,
-    Apr,
-    Ppr,
-    Eoi,
-    Ldr,
-    Dfr,
-    Svr,
-    /// ISR word 0–7.
-    Isr(u8),
-    /// TMR word 0–7.
-    Tmr(u8),
-    /// IRR word 0–7.
-    Irr(u8),
-    Esr,
-    IcrLow,
-    IcrHigh,
-    Lvt(Lvt),
-    InitialCount,
-    CurrentCount,
-    DivideConfig,
-    /// x2APIC only (0x3F0).
-    SelfIpi,
-}
-
-impl ApicReg {
-    /// Decode a 16-byte aligned offset below 0x400.
-    pub const fn from_offset(off: u32) -> Option<Self> {
-        Some(match off {
-            0x020 => Self::Id,
-            0x030 => Self::Version,
-            0x080 => Self::Tpr,
-            0x090 => Self::Apr,
-            0x0a0 => Self::Ppr,
-            0x0b0 => Self::Eoi,
-            0x0d0 => Self::Ldr,
-            0x0e0 => Self::Dfr,
-            0x0f0 => Self::Svr,
-            0x100..=0x170 if off & 0xf == 0 => Self::Isr(((off - 0x100) >> 4) as u8),
-            0x180..=0x1f0 if off & 0xf == 0 => Self::Tmr(((off - 0x180) >> 4) as u8),
-            0x200..=0x270 if off & 0xf == 0 => Self::Irr(((off - 0x200) >> 4) as u8),
-            0x280 => Self::Esr,
-            0x300 => Self::IcrLow,
-            0x310 => Self::IcrHigh,
-            0x320 => Self::Lvt(Lvt::Timer),
-            0x330 => Self::Lvt(Lvt::Thermal),
-            0x340 => Self::Lvt(Lvt::PerfCounter),
-            0x350 => Self::Lvt(Lvt::Lint0),
-            0x360 => Self::Lvt(Lvt::Lint1),
-            0x370 => Self::Lvt(Lvt::Error),
-            0x380 => Self::InitialCount,
-            0x390 => Self::CurrentCount,
-            0x3e0 => Self::DivideConfig,
-            0x3f0 => Self::SelfIpi,
-            _ => return None,
-        })
-    }
-
-    /// The register's offset in the page.
-    pub const fn offset(self) -> u32 {
-        match self {
-            Self::Id => 0x20,
-            Self::Version => 0x30,
-            Self::Tpr => 0x80,
-            Self::Apr => 0x90,
-            Self::Ppr => 0xa0,
-            Self::Eoi => 0xb0,
-            Self::Ldr => 0xd0,
-            Self::Dfr => 0xe0,
-            Self::Svr => 0xf0,
-            Self::Isr(i) => 0x100 + 0x10 * (i as u32 & 7),
-            Self::Tmr(i) => 0x180 + 0x10 * (i as u32 & 7),
-            Self::Irr(i) => 0x200 + 0x10 * (i as u32 & 7),
-            Self::Esr => 0x280,
-            Self::IcrLow => 0x300,
-            Self::IcrHigh => 0x310,
-            Self::Lvt(l) => l.offset(),
-            Self::InitialCount => 0x380,
-            Self::CurrentCount => 0x390,
-            Self::DivideConfig => 0x3e0,
-            Self::SelfIpi => 0x3f0,
-        }
-    }
-}
-
-/// The vector bitmaps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Bitmap {
-    Isr,
-    Tmr,
-    Irr,
-}
-
-impl Bitmap {
-    const fn base(self) -> u32 {
-        match self {
-            Self::Isr => 0x100,
-            Self::Tmr => 0x180,
-            Self::Irr => 0x200,
-        }
-    }
-}
-
-/// LVT timer mode (bits 18:17).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TimerMode {
-    OneShot,
-    Periodic,
-    TscDeadline,
-}
+pub use regs::*;
 
 /// Multiprocessor state driven by INIT / SIPI (`KVM_MP_STATE_*`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -612,8 +412,8 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
         (self.reg(ApicReg::Ppr) & 0xff) as u8
     }
 
-    /// Arbitration priority (SDM §11.8.3.2 / Figure 11-15): TPR if TPR[7:4]
-    /// is at least IRRV[7:4] and above ISRV[7:4], else the highest of the
+    /// Arbitration priority (SDM §11.8.3.2 / Figure 11-15): TPR if TPR\[7:4\]
+    /// is at least IRRV\[7:4\] and above ISRV\[7:4\], else the highest of the
     /// three classes.
     pub fn apr(&self) -> u8 {
         let tpr = (self.reg(ApicReg::Tpr) & 0xff) as u8;
@@ -632,7 +432,7 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
         self.update_ppr();
     }
 
-    /// MOV to CR8 (port of `kvm_lapic_set_tpr`): TPR[7:4] = CR8[3:0].
+    /// MOV to CR8 (port of `kvm_lapic_set_tpr`): TPR\[7:4\] = CR8\[3:0\].
     pub fn set_cr8(&mut self, cr8: u64) {
         self.set_tpr(((cr8 & 0xf) as u32) << 4);
     }
@@ -791,7 +591,10 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
         };
         self.clear_vec(Bitmap::Isr, v);
         self.update_ppr();
-        let level = self.clear_vec(Bitmap::Tmr, v);
+        // TMR is updated only when a vector is accepted into IRR (SDM
+        // §11.8.4); the C cleared it here, which lost the trigger mode of a
+        // level interrupt already pending again in IRR.
+        let level = self.test_vec(Bitmap::Tmr, v);
         if level && self.reg(ApicReg::Svr) & SVR_SUPPRESS_EOI_BROADCAST == 0 {
             LapicAction::IoapicEoi(v)
         } else {
@@ -890,133 +693,6 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
             return LapicAction::None;
         }
         LapicAction::SendIpi(msg)
-    }
-
-    // ----- timer -------------------------------------------------------------
-
-    /// Divide value from TDCR (port of `update_divide_count`).
-    pub fn divide_count(&self) -> u64 {
-        let tdcr = self.reg(ApicReg::DivideConfig);
-        let v = (tdcr & 3) | ((tdcr & 8) >> 1);
-        1u64 << ((v + 1) & 7)
-    }
-
-    fn tick_ns(&self) -> u64 {
-        self.divide_count().saturating_mul(APIC_BUS_CYCLE_NS)
-    }
-
-    /// Countdown length in ns: TMICT × divide × bus cycle, periodic clamped
-    /// to the configured minimum (0 = stopped).
-    fn timer_period(&self) -> u64 {
-        let period = u64::from(self.reg(ApicReg::InitialCount)).saturating_mul(self.tick_ns());
-        if period != 0 && self.timer_mode() == TimerMode::Periodic {
-            period.max(self.cfg.min_periodic_ns)
-        } else {
-            period
-        }
-    }
-
-    /// Port of `start_apic_timer` for one-shot/periodic mode, starting at
-    /// `start` (now, or earlier on restore).
-    fn start_timer_at(&mut self, start: u64) {
-        self.timer_state.start = start;
-        self.timer_state.period = self.timer_period();
-        self.timer_state.next_expiry = 1;
-        self.rearm();
-    }
-
-    /// Absolute deadline of the next timer event, if any.
-    fn next_deadline(&self) -> Option<u64> {
-        let t = &self.timer_state;
-        match self.timer_mode() {
-            TimerMode::TscDeadline => {
-                if t.tsc_deadline == 0 {
-                    return None;
-                }
-                let delta = t.tsc_deadline.saturating_sub(self.tsc_offset);
-                Some(muldiv_ceil(delta, 1_000_000, self.cfg.tsc_khz.max(1)))
-            }
-            mode => {
-                if t.period == 0 || (mode == TimerMode::OneShot && t.next_expiry > 1) {
-                    return None;
-                }
-                t.start.checked_add(t.period.checked_mul(t.next_expiry)?)
-            }
-        }
-    }
-
-    fn rearm(&mut self) {
-        match self.next_deadline() {
-            Some(d) => self.timer.arm(d),
-            None => self.timer.cancel(),
-        }
-    }
-
-    /// Current count (port of `apic_get_tmcct`; SDM: counts down from the
-    /// initial count at the divided bus clock, stays 0 after a one-shot
-    /// expires, reloads in periodic mode; reads 0 in TSC-deadline mode).
-    pub fn current_count(&self, now: u64) -> u32 {
-        let t = &self.timer_state;
-        let initial = self.reg(ApicReg::InitialCount);
-        if initial == 0 || t.period == 0 || self.timer_mode() == TimerMode::TscDeadline {
-            return 0;
-        }
-        let elapsed = now.saturating_sub(t.start);
-        let in_period = match self.timer_mode() {
-            TimerMode::Periodic => elapsed % t.period,
-            _ if elapsed >= t.period => return 0,
-            _ => elapsed,
-        };
-        let ticks = in_period.checked_div(self.tick_ns()).unwrap_or(0);
-        u32::try_from(u64::from(initial).saturating_sub(ticks)).unwrap_or(0)
-    }
-
-    /// Timer callback (port of `kvm_timer_fire` + injection): count the
-    /// expirations due by `now`, deliver through LVT timer, re-arm.
-    /// Does not allocate. Returns whether the VCPU should be kicked.
-    pub fn on_timer(&mut self, now: u64) -> bool {
-        let mut due = 0u64;
-        match self.timer_mode() {
-            TimerMode::TscDeadline => {
-                if self.next_deadline().is_some_and(|d| d <= now) {
-                    due = 1;
-                    self.timer_state.tsc_deadline = 0;
-                }
-            }
-            mode => {
-                let t = self.timer_state;
-                if let Some(done) = now.saturating_sub(t.start).checked_div(t.period) {
-                    let done = if mode == TimerMode::OneShot {
-                        done.min(1)
-                    } else {
-                        done
-                    };
-                    let last = done.saturating_add(1);
-                    if last > t.next_expiry {
-                        due = last - t.next_expiry;
-                        self.timer_state.next_expiry = last;
-                    }
-                }
-            }
-        }
-        self.timer_state.pending = self.timer_state.pending.saturating_add(due);
-        self.rearm();
-        self.inject_timer_irqs()
-    }
-
-    /// Deliver one backlogged timer interrupt if the LVT accepts it (port of
-    /// `kvm_inject_apic_timer_irqs`). Returns whether one was delivered.
-    pub fn inject_timer_irqs(&mut self) -> bool {
-        if self.timer_state.pending > 0 && self.local_deliver(Lvt::Timer) {
-            self.timer_state.pending -= 1;
-            return true;
-        }
-        false
-    }
-
-    /// Timer expirations counted but not yet delivered.
-    pub fn pending_timer(&self) -> u64 {
-        self.timer_state.pending
     }
 
     // ----- register reads ----------------------------------------------------
@@ -1225,130 +901,16 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
         }
     }
 
-    // ----- x2APIC MSRs -------------------------------------------------------------
-
-    /// RDMSR of 0x800–0x8FF (port of `kvm_x2apic_msr_read`).
-    pub fn x2apic_msr_read(&mut self, msr: u32) -> Result<u64, GeneralProtection> {
-        if !self.x2apic_mode() || !(X2APIC_MSR_BASE..=X2APIC_MSR_LAST).contains(&msr) {
-            return Err(GeneralProtection);
-        }
-        let r = ApicReg::from_offset((msr - X2APIC_MSR_BASE) << 4).ok_or(GeneralProtection)?;
-        match r {
-            ApicReg::Eoi | ApicReg::SelfIpi | ApicReg::Dfr | ApicReg::IcrHigh | ApicReg::Apr => {
-                Err(GeneralProtection)
-            }
-            ApicReg::IcrLow => Ok(u64::from(self.reg(ApicReg::IcrLow))
-                | (u64::from(self.reg(ApicReg::IcrHigh)) << 32)),
-            other => Ok(u64::from(self.read_reg(other))),
-        }
-    }
-
-    /// WRMSR of 0x800–0x8FF (port of `kvm_x2apic_msr_write`); the 64-bit ICR
-    /// writes the destination before the command.
-    pub fn x2apic_msr_write(
-        &mut self,
-        msr: u32,
-        data: u64,
-    ) -> Result<LapicAction, GeneralProtection> {
-        if !self.x2apic_mode() || !(X2APIC_MSR_BASE..=X2APIC_MSR_LAST).contains(&msr) {
-            return Err(GeneralProtection);
-        }
-        let r = ApicReg::from_offset((msr - X2APIC_MSR_BASE) << 4).ok_or(GeneralProtection)?;
-        if matches!(r, ApicReg::Apr) {
-            return Err(GeneralProtection);
-        }
-        if r != ApicReg::IcrLow && data >> 32 != 0 {
-            return Err(GeneralProtection);
-        }
-        if r == ApicReg::IcrLow {
-            self.set_reg(ApicReg::IcrHigh, (data >> 32) as u32);
-        }
-        self.write_reg(r, data as u32)
-    }
-
-    // ----- other MSRs ------------------------------------------------------------
-
-    /// IA32_APIC_BASE value.
-    pub fn apic_base(&self) -> u64 {
-        self.apic_base
-    }
-
-    /// WRMSR IA32_APIC_BASE (port of `kvm_lapic_set_base`; SDM §11.12.5
-    /// state transitions: EXTD without EN, x2APIC → xAPIC and disabled →
-    /// x2APIC are #GP; reserved bits #GP).
-    pub fn set_apic_base(&mut self, value: u64) -> Result<(), GeneralProtection> {
-        const RESERVED: u64 =
-            !(APIC_BASE_ADDR_MASK | APIC_BASE_BSP | APIC_BASE_EXTD | APIC_BASE_ENABLE);
-        if value & RESERVED != 0 {
-            return Err(GeneralProtection);
-        }
-        let en = value & APIC_BASE_ENABLE != 0;
-        let extd = value & APIC_BASE_EXTD != 0;
-        let was_en = self.hw_enabled();
-        let was_x2 = self.x2apic_mode();
-        if extd && !en {
-            return Err(GeneralProtection);
-        }
-        if was_x2 && en && !extd {
-            return Err(GeneralProtection);
-        }
-        if !was_en && en && extd {
-            return Err(GeneralProtection);
-        }
-        let bsp = if self.cfg.bsp { APIC_BASE_BSP } else { 0 };
-        self.apic_base = (value & !APIC_BASE_BSP) | bsp;
-        if extd {
-            let id = self.cfg.id;
-            self.set_reg(ApicReg::Ldr, ((id >> 4) << 16) | (1 << (id & 0xf)));
-        }
-        if !en {
-            // Hardware disable: the x2APIC state and the ID return to reset
-            // values on re-enable (SDM §11.4.3).
-            self.reset();
-            self.apic_base = (value & !APIC_BASE_BSP) | bsp;
-        }
-        Ok(())
-    }
-
-    /// RDMSR IA32_TSC_DEADLINE: the armed deadline in TSC-deadline mode,
-    /// 0 otherwise (SDM §11.5.4.1).
-    pub fn tsc_deadline(&self) -> Result<u64, GeneralProtection> {
-        if !self.cfg.tsc_deadline {
-            return Err(GeneralProtection);
-        }
-        Ok(if self.timer_mode() == TimerMode::TscDeadline {
-            self.timer_state.tsc_deadline
-        } else {
-            0
-        })
-    }
-
-    /// WRMSR IA32_TSC_DEADLINE: arm (non-zero) or disarm (0) in TSC-deadline
-    /// mode; ignored in the other modes. A deadline already passed fires at
-    /// once.
-    pub fn set_tsc_deadline(&mut self, tsc: u64) -> Result<(), GeneralProtection> {
-        if !self.cfg.tsc_deadline {
-            return Err(GeneralProtection);
-        }
-        if self.timer_mode() != TimerMode::TscDeadline {
-            return Ok(());
-        }
-        self.timer_state.tsc_deadline = tsc;
-        let now = self.clock.now_ns();
-        if self.next_deadline().is_some_and(|d| d <= now) {
-            self.on_timer(now);
-        } else {
-            self.rearm();
-        }
-        Ok(())
-    }
-
     // ----- save / restore ------------------------------------------------------
 
     /// KVM_GET_LAPIC: the register page, with the current count filled in.
-    pub fn save(&self) -> LapicState {
-        let mut st = LapicState::default();
+    /// Timer expirations due by now are counted first (so none is left
+    /// behind by the saved phase); the backlog in [`Lapic::pending_timer`]
+    /// has no place in the page and is the caller's to inject or drop.
+    pub fn save(&mut self) -> LapicState {
         let now = self.clock.now_ns();
+        self.on_timer(now);
+        let mut st = LapicState::default();
         for (i, v) in self.regs.iter().enumerate() {
             let v = if i == (ApicReg::CurrentCount.offset() >> 4) as usize {
                 self.current_count(now)

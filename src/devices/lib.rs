@@ -21,13 +21,17 @@
     )
 )]
 
+extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
 pub mod apic_bus;
 pub mod clock;
+pub mod coalesced_mmio;
 pub mod i8254;
 pub mod i8259;
 pub mod ioapic;
+pub mod iobus;
+pub mod irq_routing;
 pub mod lapic;
 pub mod lapic_bus;

@@ -201,6 +201,39 @@ fn pit_gate_low_holds_mode2_with_out_high_and_rising_edge_reloads() {
 }
 
 #[test]
+fn pit_mode0_gate_low_suspends_counting_and_high_resumes() {
+    let (mut p, clk) = new_pit();
+    p.write(0x61, 1);
+    program(&mut p, 2, 0, 100);
+    let load = clk.get();
+    clk.set(load + ns(30));
+    p.write(0x61, 0);
+    clk.advance(ns(5000));
+    assert_eq!(read_word(&mut p, 2), 70, "no counting while GATE is low");
+    assert!(!p.out(2));
+    let st = p.save();
+    let mut q = Pit::new(clk.clone(), FakeTimer::default());
+    q.restore(&st);
+    assert_eq!(q.save(), st, "a suspended counter survives save/restore");
+    let resume = clk.get();
+    p.write(0x61, 1);
+    assert!(!out_at(&p, &clk, resume, 2, 69));
+    assert!(out_at(&p, &clk, resume, 2, 70));
+}
+
+#[test]
+fn pit_mode0_count_written_with_gate_low_waits_for_gate() {
+    let (mut p, clk) = new_pit();
+    program(&mut p, 2, 0, 10);
+    clk.advance(ns(1000));
+    assert_eq!(read_word(&mut p, 2), 10);
+    let start = clk.get();
+    p.write(0x61, 1);
+    assert!(!out_at(&p, &clk, start, 2, 9));
+    assert!(out_at(&p, &clk, start, 2, 10));
+}
+
+#[test]
 fn pit_port_61_reports_gate2_speaker_and_out2() {
     let (mut p, clk) = new_pit();
     p.write(0x61, 3);
@@ -356,7 +389,9 @@ fn pit_irq0_pulses_one_at_a_time_until_acknowledged() {
     clk.set(T0 + ns(300));
     p.on_timer(clk.get());
     assert_eq!(p.pending(), 3);
+    assert!(p.has_pending_timer());
     assert!(p.take_irq0());
+    assert!(!p.has_pending_timer(), "waiting for the ack");
     assert!(!p.take_irq0(), "no second pulse before the ack");
     p.ack_irq0();
     assert_eq!(p.pending(), 2);

@@ -420,3 +420,47 @@ mod prop {
         }
     }
 }
+
+#[test]
+fn pic_reinitialization_acks_dropped_requests_so_notifiers_do_not_stall() {
+    let mut p = PicPair::new();
+    init(&mut p, false);
+    pulse(&mut p, 0);
+    pulse(&mut p, 3);
+    p.read_irq();
+    p.take_acked();
+    init(&mut p, false);
+    assert_eq!(p.take_acked() & 0x09, 0x09);
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary port traffic, lines and INTAs never panic, and
+        /// save/restore stays the identity.
+        #[test]
+        fn pic_random_port_traffic_never_panics(ops in proptest::collection::vec((0u8..6, any::<u8>(), any::<bool>()), 1..200)) {
+            let mut p = PicPair::new();
+            for (kind, v, b) in ops {
+                let port = [0x20u16, 0x21, 0xa0, 0xa1, 0x4d0, 0x4d1][usize::from(v % 6)];
+                match kind {
+                    0 | 1 => p.write(port, v),
+                    2 => { p.read(port); }
+                    3 => { p.set_irq(usize::from(v % 20), b); }
+                    4 => { p.read_irq(); p.take_acked(); }
+                    _ => {
+                        let (m, s) = (p.save(PicChip::Master), p.save(PicChip::Slave));
+                        let mut q = PicPair::new();
+                        q.restore(PicChip::Master, &m);
+                        q.restore(PicChip::Slave, &s);
+                        prop_assert_eq!(q.save(PicChip::Master), m);
+                        prop_assert_eq!(q.save(PicChip::Slave), s);
+                        p = q;
+                    }
+                }
+            }
+        }
+    }
+}

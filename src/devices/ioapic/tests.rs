@@ -425,3 +425,29 @@ mod prop {
         }
     }
 }
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Arbitrary MMIO traffic, lines and EOIs never panic.
+        #[test]
+        fn ioapic_random_mmio_never_panics(ops in proptest::collection::vec((0u8..4, any::<u32>(), any::<u64>()), 1..200)) {
+            let mut io = Ioapic::new();
+            let mut s = Rec::default();
+            for (kind, a, b) in ops {
+                match kind {
+                    0 => { io.write(u64::from(a) & 0x1f0, b as u32, &mut s); }
+                    1 => { io.read(b); }
+                    2 => { io.set_irq((a % 40) as usize, b & 1 == 1, &mut s); }
+                    _ => { io.eoi(a as u8, if b & 1 == 1 { TriggerMode::Level } else { TriggerMode::Edge }, &mut s); }
+                }
+            }
+            let st = io.save();
+            let mut n = Ioapic::new();
+            n.restore(&st);
+            prop_assert_eq!(n.save(), st);
+        }
+    }
+}
