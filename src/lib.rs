@@ -25,9 +25,9 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod cstr_buf;
 pub mod ddi;
 pub mod kmem;
-pub mod panic_message;
 
 #[cfg(feature = "kernel")]
 mod entry;

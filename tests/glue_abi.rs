@@ -11,6 +11,8 @@ use std::ffi::{c_int, c_uint};
 use std::mem::size_of;
 
 use kvm::ddi;
+use kvm_ioctl::Errno;
+use kvm_ioctl::platform as p;
 use kvm_kstat::{DataType, KstatNamed};
 
 const PROBE: &str = r#"
@@ -20,6 +22,9 @@ const PROBE: &str = r#"
 #include <sys/open.h>
 #include <sys/kmem.h>
 #include <sys/cmn_err.h>
+#include <sys/mman.h>
+#include <sys/model.h>
+#include <sys/mkdev.h>
 #include <sys/ddi.h>
 #include <sys/sunddi.h>
 #include <sys/mutex.h>
@@ -36,10 +41,31 @@ V(FWRITE, FWRITE)
 V(FNDELAY, FNDELAY)
 V(FEXCL, FEXCL)
 V(OTYP_CHR, OTYP_CHR)
+V(DATAMODEL_MASK, DATAMODEL_MASK)
+V(DATAMODEL_ILP32, DATAMODEL_ILP32)
+V(DATAMODEL_LP64, DATAMODEL_LP64)
+V(PROT_READ, PROT_READ)
+V(PROT_WRITE, PROT_WRITE)
+V(PROT_EXEC, PROT_EXEC)
+V(PROT_USER, PROT_USER)
+V(NBITSMINOR64, NBITSMINOR64)
+V(EPERM, EPERM)
+V(ENOENT, ENOENT)
+V(ESRCH, ESRCH)
+V(EINTR, EINTR)
+V(EIO, EIO)
 V(ENXIO, ENXIO)
+V(E2BIG, E2BIG)
+V(EAGAIN, EAGAIN)
+V(ENOMEM, ENOMEM)
+V(EFAULT, EFAULT)
+V(EBUSY, EBUSY)
+V(EEXIST, EEXIST)
+V(ENODEV, ENODEV)
 V(EINVAL, EINVAL)
 V(ENOTSUP, ENOTSUP)
-V(sizeof_minor_t, sizeof (minor_t))
+V(ENOBUFS, ENOBUFS)
+V(sizeof_dev_t, sizeof (dev_t))
 V(sizeof_offset_t, sizeof (offset_t))
 V(sizeof_int, sizeof (int))
 V(sizeof_uint_t, sizeof (uint_t))
@@ -70,16 +96,37 @@ fn glue_constants_and_types_match_the_illumos_headers() {
         ("KM_NOSLEEP", ddi::KM_NOSLEEP as u64),
         ("CE_NOTE", ddi::CE_NOTE as u64),
         ("CE_WARN", ddi::CE_WARN as u64),
-        ("FREAD", ddi::FREAD as u64),
-        ("FWRITE", ddi::FWRITE as u64),
-        ("FNDELAY", ddi::FNDELAY as u64),
-        ("FEXCL", ddi::FEXCL as u64),
-        ("OTYP_CHR", ddi::OTYP_CHR as u64),
-        ("ENXIO", ddi::errno::ENXIO as u64),
-        ("EINVAL", ddi::errno::EINVAL as u64),
-        ("ENOTSUP", ddi::errno::ENOTSUP as u64),
+        ("FREAD", p::FREAD as u64),
+        ("FWRITE", p::FWRITE as u64),
+        ("FNDELAY", p::FNDELAY as u64),
+        ("FEXCL", p::FEXCL as u64),
+        ("OTYP_CHR", p::OTYP_CHR as u64),
+        ("DATAMODEL_MASK", p::DATAMODEL_MASK as u64),
+        ("DATAMODEL_ILP32", p::DATAMODEL_ILP32 as u64),
+        ("DATAMODEL_LP64", p::DATAMODEL_LP64 as u64),
+        ("PROT_READ", p::PROT_READ as u64),
+        ("PROT_WRITE", p::PROT_WRITE as u64),
+        ("PROT_EXEC", p::PROT_EXEC as u64),
+        ("PROT_USER", p::PROT_USER as u64),
+        ("NBITSMINOR64", p::NBITSMINOR64 as u64),
+        ("EPERM", Errno::EPERM.code() as u64),
+        ("ENOENT", Errno::ENOENT.code() as u64),
+        ("ESRCH", Errno::ESRCH.code() as u64),
+        ("EINTR", Errno::EINTR.code() as u64),
+        ("EIO", Errno::EIO.code() as u64),
+        ("ENXIO", Errno::ENXIO.code() as u64),
+        ("E2BIG", Errno::E2BIG.code() as u64),
+        ("EAGAIN", Errno::EAGAIN.code() as u64),
+        ("ENOMEM", Errno::ENOMEM.code() as u64),
+        ("EFAULT", Errno::EFAULT.code() as u64),
+        ("EBUSY", Errno::EBUSY.code() as u64),
+        ("EEXIST", Errno::EEXIST.code() as u64),
+        ("ENODEV", Errno::ENODEV.code() as u64),
+        ("EINVAL", Errno::EINVAL.code() as u64),
+        ("ENOTSUP", Errno::ENOTSUP.code() as u64),
+        ("ENOBUFS", Errno::ENOBUFS.code() as u64),
         // kvm_rs.h parameter types, as the Rust entry points declare them.
-        ("sizeof_minor_t", size_of::<ddi::Minor>() as u64),
+        ("sizeof_dev_t", size_of::<ddi::DevT>() as u64),
         ("sizeof_offset_t", size_of::<ddi::Offset>() as u64),
         ("sizeof_int", size_of::<c_int>() as u64),
         ("sizeof_uint_t", size_of::<c_uint>() as u64),

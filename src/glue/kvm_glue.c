@@ -109,21 +109,14 @@ kvm_getinfo(dev_info_t *dip, ddi_info_cmd_t infocmd, void *arg, void **result)
 static int
 kvm_open(dev_t *devp, int flag, int otyp, cred_t *credp)
 {
-	minor_t minor;
-	int err;
-
-	err = kvm_rs_open(getminor(*devp), flag, otyp, &minor);
-	if (err != 0)
-		return (err);
-	*devp = makedevice(getmajor(*devp), minor);
-	return (0);
+	return (kvm_rs_open(devp, flag, otyp));
 }
 
 /*ARGSUSED*/
 static int
 kvm_close(dev_t dev, int flag, int otyp, cred_t *credp)
 {
-	return (kvm_rs_close(getminor(dev), flag, otyp));
+	return (kvm_rs_close(dev, flag, otyp));
 }
 
 /*ARGSUSED*/
@@ -131,9 +124,7 @@ static int
 kvm_ioctl(dev_t dev, int cmd, intptr_t arg, int mode, cred_t *credp,
     int *rvalp)
 {
-	int ilp32 = ddi_model_convert_from(mode & FMODELS) == DDI_MODEL_ILP32;
-
-	return (kvm_rs_ioctl(getminor(dev), cmd, arg, mode, ilp32, rvalp));
+	return (kvm_rs_ioctl(dev, cmd, arg, mode, rvalp));
 }
 
 static int
@@ -142,10 +133,9 @@ kvm_devmap(dev_t dev, devmap_cookie_t dhp, offset_t off, size_t len,
 {
 	ddi_umem_cookie_t cookie;
 	size_t mlen;
-	int ilp32 = ddi_model_convert_from(model) == DDI_MODEL_ILP32;
 	int err;
 
-	err = kvm_rs_devmap(getminor(dev), off, len, ilp32, &cookie, &mlen);
+	err = kvm_rs_devmap(dev, off, len, model, &cookie, &mlen);
 	if (err != 0)
 		return (err);
 
@@ -165,7 +155,7 @@ kvm_segmap(dev_t dev, off_t off, struct as *asp, caddr_t *addrp, off_t len,
 
 	if (len < 0)
 		return (EINVAL);
-	err = kvm_rs_segmap(getminor(dev), off, (size_t)len, prot);
+	err = kvm_rs_segmap(dev, off, (size_t)len, prot);
 	if (err != 0)
 		return (err);
 

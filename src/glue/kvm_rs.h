@@ -27,26 +27,27 @@ extern int kvm_rs_attach(void);
 extern int kvm_rs_detach(void);
 
 /*
- * open(9E) of `minor` (must be the clone minor 0): on success *newminor is
- * the private minor this open now owns (self-cloning open).
+ * open(9E) of *devp (must be the clone minor 0): on success *devp is the
+ * device with the private minor this open now owns (self-cloning open).
  */
-extern int kvm_rs_open(minor_t minor, int flag, int otyp, minor_t *newminor);
+extern int kvm_rs_open(dev_t *devp, int flag, int otyp);
 /* close(9E) of a private minor. */
-extern int kvm_rs_close(minor_t minor, int flag, int otyp);
+extern int kvm_rs_close(dev_t dev, int flag, int otyp);
 /*
- * ioctl(9E). `mode` is passed on to ddi_copyin/ddi_copyout; `ilp32` is set
- * when the caller is a 32-bit process (refused: the ABI is LP64 only).
+ * ioctl(9E). `mode` carries the caller's data model (FMODELS bits: 32-bit
+ * callers are refused, the ABI is LP64 only) and is passed on to
+ * ddi_copyin/ddi_copyout.
  */
-extern int kvm_rs_ioctl(minor_t minor, int cmd, intptr_t arg, int mode,
-    int ilp32, int *rvalp);
+extern int kvm_rs_ioctl(dev_t dev, int cmd, intptr_t arg, int mode,
+    int *rvalp);
 /* segmap(9E) checks before ddi_devmap_segmap(). */
-extern int kvm_rs_segmap(minor_t minor, offset_t off, size_t len,
-    uint_t prot);
+extern int kvm_rs_segmap(dev_t dev, offset_t off, size_t len, uint_t prot);
 /*
- * devmap(9E): choose the umem cookie backing [off, off + *maplen) of this
- * minor's mapping; the glue then calls devmap_umem_setup().
+ * devmap(9E): choose the umem cookie backing [off, off + *maplenp) of this
+ * minor's mapping; the glue then calls devmap_umem_setup(). `model` is the
+ * caller's data model, as devmap(9E) passes it.
  */
-extern int kvm_rs_devmap(minor_t minor, offset_t off, size_t len, int ilp32,
+extern int kvm_rs_devmap(dev_t dev, offset_t off, size_t len, uint_t model,
     ddi_umem_cookie_t *cookiep, size_t *maplenp);
 
 #endif /* _KVM_RS_H */

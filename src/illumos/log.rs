@@ -14,7 +14,7 @@ pub fn warn(msg: &CStr) {
 /// `warn` for a message held as bytes without its NUL: copied into a
 /// bounded buffer first (messages are one line; longer ones are cut).
 pub fn warn_str(msg: &str) {
-    let mut m = crate::panic_message::PanicMessage::<256>::new();
+    let mut m = crate::cstr_buf::CStrBuf::<256>::new();
     let _ = core::fmt::Write::write_str(&mut m, msg);
     if let Ok(c) = CStr::from_bytes_with_nul(m.as_c_bytes()) {
         warn(c);

@@ -6,7 +6,6 @@ pub mod cpu;
 pub mod kmem;
 pub mod log;
 pub mod panic;
-// Used by the ioctl layer once it is wired to the driver (issue 3).
-#[allow(dead_code)]
+pub mod platform;
 pub mod sync;
 pub mod sys;

@@ -8,15 +8,15 @@ use core::panic::PanicInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::sys;
-use crate::panic_message::PanicMessage;
+use crate::cstr_buf::CStrBuf;
 
 /// One message buffer, owned by the first CPU to panic.
-struct Buffer(core::cell::UnsafeCell<PanicMessage<512>>);
+struct Buffer(core::cell::UnsafeCell<CStrBuf<512>>);
 // SAFETY: only the thread that wins `OWNED` touches the buffer.
 unsafe impl Sync for Buffer {}
 
 static OWNED: AtomicBool = AtomicBool::new(false);
-static BUFFER: Buffer = Buffer(core::cell::UnsafeCell::new(PanicMessage::new()));
+static BUFFER: Buffer = Buffer(core::cell::UnsafeCell::new(CStrBuf::new()));
 
 #[panic_handler]
 fn kvm_rust_panic(info: &PanicInfo<'_>) -> ! {

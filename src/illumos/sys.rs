@@ -23,7 +23,26 @@ impl KMutexRaw {
 
 pub use crate::ddi::MUTEX_DRIVER;
 
+/// `id_space_t` (`<sys/id_space.h>`): opaque.
+#[repr(C)]
+pub struct IdSpace {
+    _opaque: [u8; 0],
+}
+
 unsafe extern "C" {
+    /// `id_space_t *id_space_create(const char *, id_t low, id_t high)`.
+    pub fn id_space_create(name: *const c_char, low: c_int, high: c_int) -> *mut IdSpace;
+    /// `void id_space_destroy(id_space_t *)`.
+    pub fn id_space_destroy(space: *mut IdSpace);
+    /// `id_t id_alloc(id_space_t *)`: sleeps until an id is free.
+    pub fn id_alloc(space: *mut IdSpace) -> c_int;
+    /// `void id_free(id_space_t *, id_t)`.
+    pub fn id_free(space: *mut IdSpace, id: c_int);
+    /// `int ddi_copyin(const void *from, void *to, size_t len, int mode)`:
+    /// 0, or -1 when the user address faults.
+    pub fn ddi_copyin(from: *const c_void, to: *mut c_void, len: usize, mode: c_int) -> c_int;
+    /// `int ddi_copyout(const void *from, void *to, size_t len, int mode)`.
+    pub fn ddi_copyout(from: *const c_void, to: *mut c_void, len: usize, mode: c_int) -> c_int;
     /// `void mutex_init(kmutex_t *, char *name, kmutex_type_t, void *arg)`.
     pub fn mutex_init(m: *mut KMutexRaw, name: *const c_char, ty: c_int, arg: *mut c_void);
     /// `void mutex_enter(kmutex_t *)`.

@@ -1,15 +1,16 @@
-//! The text a kernel panic carries, formatted without allocating.
+//! A NUL-terminated message formatted into a fixed buffer, without
+//! allocating: what the panic handler hands to illumos `panic("%s", msg)`
+//! and the log hands to `cmn_err`.
 //!
 //! The panic handler cannot allocate (the allocator may be what failed, and
-//! a panic can happen with locks held), so the message is written into a
-//! fixed buffer and handed to illumos `panic("%s", msg)`: the message is
-//! an argument, never the format string, so a `%` in it is harmless. Text
-//! that does not fit is cut and marked with "...".
+//! a panic can happen with locks held). The message is an argument, never
+//! the format string, so a `%` in it is harmless. Text that does not fit is
+//! cut and marked with "...".
 
 use core::fmt;
 
 /// A NUL-terminated message of at most `N - 1` bytes.
-pub struct PanicMessage<const N: usize> {
+pub struct CStrBuf<const N: usize> {
     buf: [u8; N],
     len: usize,
     truncated: bool,
@@ -17,7 +18,7 @@ pub struct PanicMessage<const N: usize> {
 
 const ELLIPSIS: &[u8] = b"...";
 
-impl<const N: usize> PanicMessage<N> {
+impl<const N: usize> CStrBuf<N> {
     pub const fn new() -> Self {
         Self {
             buf: [0; N],
@@ -53,13 +54,13 @@ impl<const N: usize> PanicMessage<N> {
     }
 }
 
-impl<const N: usize> Default for PanicMessage<N> {
+impl<const N: usize> Default for CStrBuf<N> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const N: usize> fmt::Write for PanicMessage<N> {
+impl<const N: usize> fmt::Write for CStrBuf<N> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         let cap = N.saturating_sub(1);
         for &b in s.as_bytes() {
@@ -84,7 +85,7 @@ mod tests {
     use super::*;
     use core::fmt::Write;
 
-    fn text(m: &mut PanicMessage<32>) -> std::string::String {
+    fn text(m: &mut CStrBuf<32>) -> std::string::String {
         let b = m.as_c_bytes();
         assert_eq!(b.last(), Some(&0), "NUL-terminated");
         assert!(!b[..b.len() - 1].contains(&0), "no interior NUL");
@@ -93,14 +94,14 @@ mod tests {
 
     #[test]
     fn short_message_is_kept_whole() {
-        let mut m = PanicMessage::<32>::new();
+        let mut m = CStrBuf::<32>::new();
         write!(m, "index {} out of range", 7).unwrap();
         assert_eq!(text(&mut m), "index 7 out of range");
     }
 
     #[test]
     fn long_message_is_cut_to_the_buffer_and_marked() {
-        let mut m = PanicMessage::<32>::new();
+        let mut m = CStrBuf::<32>::new();
         write!(m, "{}", "x".repeat(100)).unwrap();
         let t = text(&mut m);
         assert_eq!(t.len(), 31);
@@ -110,21 +111,21 @@ mod tests {
 
     #[test]
     fn exactly_full_message_is_not_marked() {
-        let mut m = PanicMessage::<32>::new();
+        let mut m = CStrBuf::<32>::new();
         write!(m, "{}", "y".repeat(31)).unwrap();
         assert_eq!(text(&mut m), "y".repeat(31));
     }
 
     #[test]
     fn percent_and_nul_survive_as_plain_text() {
-        let mut m = PanicMessage::<32>::new();
+        let mut m = CStrBuf::<32>::new();
         write!(m, "100% %s\0end").unwrap();
         assert_eq!(text(&mut m), "100% %s?end");
     }
 
     #[test]
     fn clear_starts_a_new_message() {
-        let mut m = PanicMessage::<32>::new();
+        let mut m = CStrBuf::<32>::new();
         write!(m, "{}", "z".repeat(50)).unwrap();
         m.clear();
         write!(m, "second").unwrap();

@@ -1,0 +1,223 @@
+//! The bare-metal test host the Bochs harness boots (see ../README.md).
+//!
+//! Boot (`boot.rs`) brings the CPU to long mode with the first 4 GiB
+//! identity mapped and calls `kmain`, which sets up the platform the driver
+//! crates will run on (console, descriptors, page allocator, TSC clock),
+//! asks the shared `kvm_vmx::check_support` whether the CPU will do, enters
+//! VMX operation, runs the VMX smoke guest and shuts Bochs down. The last
+//! line is `RESULT: PASS` or `RESULT: FAIL: <why>`.
+#![no_std]
+#![no_main]
+
+mod boot;
+mod clock;
+mod console;
+mod cpu;
+mod descriptors;
+mod elf32;
+mod io;
+mod mem;
+mod multiboot;
+mod pages;
+mod payload;
+mod power;
+mod sync;
+mod vmx_insn;
+mod vmx_smoke;
+mod vmxon;
+
+use core::panic::PanicInfo;
+use cpu::BareMetalCpu;
+use kvm_vmx::VmxSupport;
+
+const ONE_MIB: u64 = 1 << 20;
+
+/// Entered from `boot.rs` in long mode on the boot stack.
+#[unsafe(no_mangle)]
+extern "C" fn kmain(multiboot_magic: u32, multiboot_info: u32) -> ! {
+    descriptors::init();
+    println!("== kvm bochs test host (no_std Rust, multiboot, long mode) ==");
+    let (vendor, brand) = cpu::identity();
+    println!(
+        "cpu: {} {}",
+        cpu::cpuid_str(&vendor),
+        cpu::cpuid_str(&brand)
+    );
+
+    let Some(boot) = multiboot::parse(multiboot_magic, multiboot_info) else {
+        power::fail("no multiboot memory information");
+    };
+    let (image_start, image_end) = boot::image_extent();
+    let ram_end = ONE_MIB + u64::from(boot.mem_upper_kib) * 1024;
+    let pool = pages::init(
+        image_end,
+        ram_end,
+        payload::HEADER_ADDR,
+        payload::RESERVED_END,
+    );
+    println!(
+        "memory: {} MiB; host image {image_start:#x}-{image_end:#x}; page pool {:#x}-{:#x} ({} pages, payload window {:#x}-{:#x} reserved)",
+        ram_end / ONE_MIB,
+        pool.start,
+        pool.end,
+        pool.pages,
+        payload::HEADER_ADDR,
+        payload::RESERVED_END
+    );
+    report_payload(ram_end);
+
+    match clock::calibrate() {
+        clock::Calibration::Pit { tsc_ticks } => println!(
+            "tsc: {} Hz (PIT channel 2, 2 ms = {tsc_ticks} ticks)",
+            clock::tsc_hz()
+        ),
+        clock::Calibration::Fallback => {
+            println!("tsc: PIT did not answer; assuming {} Hz", clock::tsc_hz())
+        }
+    }
+
+    let support = match kvm_vmx::check_support(&BareMetalCpu) {
+        Ok(support) => {
+            print_support(&support);
+            support
+        }
+        Err(refusal) => {
+            println!("kvm_vmx::check_support: refused: {}", refusal.message());
+            println!("RESULT: NO-VMX");
+            power::shutdown();
+        }
+    };
+
+    let vmx = match vmxon::enable(&support) {
+        Ok(vmx) => vmx,
+        Err(e) => {
+            power::fail(e.message());
+        }
+    };
+    println!(
+        "VMXON ok: region {:#x}, VMCS revision {:#x}, IA32_FEATURE_CONTROL {:#x} -> {:#x}",
+        vmx.region(),
+        vmx.revision,
+        vmx.feature_control.0,
+        vmx.feature_control.1
+    );
+
+    let smoke = vmx_smoke::run(&vmx, &support, vmx_smoke::Program::Hello);
+    let fault = vmx_smoke::run(&vmx, &support, vmx_smoke::Program::TripleFault);
+    if let Err(e) = vmx.disable() {
+        println!("VMXOFF failed: {e:?}");
+        power::fail("VMXOFF");
+    }
+    println!("VMXOFF ok");
+
+    match smoke {
+        Ok(vmx_smoke::Outcome::Halted(report)) => print_report(&report),
+        Ok(vmx_smoke::Outcome::TripleFault { rip, .. }) => {
+            println!("smoke: the guest triple-faulted at rip {rip:#x}");
+            power::fail("smoke guest died");
+        }
+        Err(e) => {
+            println!("smoke: {} (detail {:#x})", e.what, e.detail);
+            power::fail(e.what);
+        }
+    }
+    match fault {
+        Ok(vmx_smoke::Outcome::TripleFault { rip, exits }) => println!(
+            "misbehaving guest: triple fault at rip {rip:#x} after {exits} exits; VM stopped as hardware shuts down, host carries on"
+        ),
+        Ok(vmx_smoke::Outcome::Halted(_)) => power::fail("the faulting guest halted instead"),
+        Err(e) => {
+            println!("misbehaving guest: {} (detail {:#x})", e.what, e.detail);
+            power::fail(e.what);
+        }
+    }
+    let leaked = pages::in_use();
+    if leaked != 0 {
+        println!("pages: {leaked} pages not returned");
+        power::fail("page leak");
+    }
+    println!("pages: every page returned to the allocator");
+    println!("tsc: {} ticks since reset", clock::now());
+    println!("RESULT: PASS");
+    power::shutdown()
+}
+
+/// Describes the guest image the runner delivered (if any). Running it is
+/// the driver core's job; for now the host proves it arrived intact.
+fn report_payload(ram_end: u64) {
+    let Some(p) = payload::find(ram_end) else {
+        println!("payload: none");
+        return;
+    };
+    println!(
+        "payload: {} ({}, {} bytes, sum32 {:#x}, smp={}, args='{}')",
+        p.name,
+        p.file,
+        p.image.len(),
+        payload::sum32(p.image),
+        p.smp,
+        p.args
+    );
+    match elf32::parse(p.image) {
+        Ok(image) => {
+            print!(
+                "payload: ELF32 i386, entry {:#x}, multiboot flags ",
+                image.entry
+            );
+            match image.multiboot_flags {
+                Some(flags) => print!("{flags:#x}"),
+                None => print!("none"),
+            }
+            print!(", PT_LOAD");
+            for seg in image.segments() {
+                print!(
+                    " [{:#x} file {:#x} mem {:#x}]",
+                    seg.paddr, seg.filesz, seg.memsz
+                );
+            }
+            println!();
+        }
+        Err(e) => println!("payload: not a loadable image: {e:?}"),
+    }
+}
+
+fn print_support(s: &VmxSupport) {
+    println!(
+        "kvm_vmx::check_support: supported: VMCS revision {:#x}, {} bytes; true controls {}; VPID {}; unrestricted guest {}; EPT 2M {} 1G {} A/D {}",
+        s.vmcs_revision,
+        s.vmcs_size,
+        yes(s.true_controls),
+        yes(s.vpid),
+        yes(s.unrestricted_guest),
+        yes(s.ept_2m_pages),
+        yes(s.ept_1g_pages),
+        yes(s.ept_accessed_dirty)
+    );
+}
+
+fn print_report(r: &vmx_smoke::Report) {
+    println!(
+        "smoke: {} VM exits (CPUID {}, I/O {}, EPT violation {}, HLT 1), {} guest lines, {} ticks in the guest loop ({} us)",
+        r.exits,
+        r.cpuid_exits,
+        r.io_exits,
+        r.ept_violations,
+        r.guest_lines,
+        r.guest_ticks,
+        clock::ticks_to_ns(r.guest_ticks) / 1000
+    );
+    println!(
+        "bench: TSC ticks per loop iteration (under Bochs = instructions retired): CPUID exit round trip {} (4 in the guest), OUT to an unclaimed port {} (3 in the guest)",
+        r.cpuid_round_trip, r.io_round_trip
+    );
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo<'_>) -> ! {
+    println!("HOST PANIC: {info}");
+    power::fail("panic")
+}
