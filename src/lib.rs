@@ -28,6 +28,7 @@ extern crate std;
 pub mod cstr_buf;
 pub mod ddi;
 pub mod kmem;
+pub mod vm;
 
 #[cfg(feature = "kernel")]
 mod entry;
