@@ -146,7 +146,7 @@ mod tests {
             // One spare word so the block can start at 8 mod 16.
             let mut storage = std::vec![0u64; size.div_ceil(8) + 1];
             let mut p = storage.as_mut_ptr() as usize;
-            if p % 16 == 0 {
+            if p.is_multiple_of(16) {
                 p += 8;
             }
             self.live.borrow_mut().insert(p, (size, storage));
