@@ -22,6 +22,21 @@ fn copyin<T: Pod, U: UserMemory + ?Sized>(um: &mut U, uaddr: u64) -> Result<T, E
     Ok(v)
 }
 
+/// A zeroed `T` built in kmem, never on the 20 KiB kernel stack
+/// (`Box::new(value)` may build the value on the stack first).
+fn zeroed_box<T: Pod>() -> Box<T> {
+    // SAFETY: every bit pattern, all zeroes included, is a valid `T: Pod`.
+    unsafe { Box::<T>::new_zeroed().assume_init() }
+}
+
+/// Reads a `T` from user address `uaddr` straight into kmem (for the large
+/// ABI structs: `kvm_msrs` is 1608 bytes, `kvm_lapic_state` 1024).
+fn copyin_box<T: Pod, U: UserMemory + ?Sized>(um: &mut U, uaddr: u64) -> Result<Box<T>, Errno> {
+    let mut v = zeroed_box::<T>();
+    um.copyin(uaddr, v.as_bytes_mut())?;
+    Ok(v)
+}
+
 /// Writes `v` to user address `uaddr` (EFAULT on failure).
 fn copyout<T: Pod, U: UserMemory + ?Sized>(um: &mut U, v: &T, uaddr: u64) -> Result<(), Errno> {
     um.copyout(v.as_bytes(), uaddr)?;
@@ -187,7 +202,7 @@ impl<P: Platform, B: Backend> Driver<P, B> {
             Ioctl::GetIrqchip => {
                 let vm = vm_of(&h)?;
                 // Fix: the C driver never copied `chip_id` in.
-                let mut chip: kvm_irqchip = copyin(um, arg)?;
+                let mut chip: Box<kvm_irqchip> = copyin_box(um, arg)?;
                 vm.state.with(|v| {
                     if !v.irqchip {
                         return Err(Errno::ENXIO);
@@ -196,12 +211,12 @@ impl<P: Platform, B: Backend> Driver<P, B> {
                     self.backend
                         .vm_request(&mut v.backend, VmRequest::GetIrqchip(id, &mut chip))
                 })?;
-                copyout(um, &chip, arg)?;
+                copyout(um, &*chip, arg)?;
                 Ok(0)
             }
             Ioctl::SetIrqchip => {
                 let vm = vm_of(&h)?;
-                let chip: kvm_irqchip = copyin(um, arg)?;
+                let chip: Box<kvm_irqchip> = copyin_box(um, arg)?;
                 vm.state.with(|v| {
                     if !v.irqchip {
                         return Err(Errno::ENXIO);
@@ -295,14 +310,14 @@ impl<P: Platform, B: Backend> Driver<P, B> {
             }
             Ioctl::GetSregs => {
                 let vcpu = vcpu_of(&h)?;
-                let mut sregs = kvm_sregs::zeroed();
+                let mut sregs = zeroed_box::<kvm_sregs>();
                 self.vcpu_request(vcpu, VcpuRequest::GetSregs(&mut sregs))?;
-                copyout(um, &sregs, arg)?;
+                copyout(um, &*sregs, arg)?;
                 Ok(0)
             }
             Ioctl::SetSregs => {
                 let vcpu = vcpu_of(&h)?;
-                let sregs: kvm_sregs = copyin(um, arg)?;
+                let sregs: Box<kvm_sregs> = copyin_box(um, arg)?;
                 self.vcpu_request(vcpu, VcpuRequest::SetSregs(&sregs))
             }
             Ioctl::Interrupt => {
@@ -319,7 +334,7 @@ impl<P: Platform, B: Backend> Driver<P, B> {
             }
             Ioctl::GetMsrs | Ioctl::SetMsrs => {
                 let vcpu = vcpu_of(&h)?;
-                let mut msrs: Box<kvm_msrs> = Box::new(copyin(um, arg)?);
+                let mut msrs: Box<kvm_msrs> = copyin_box(um, arg)?;
                 // Fix: the C driver accepted up to 255 entries into its
                 // 100-entry buffer.
                 if msrs.nmsrs > KVM_MAX_IO_MSRS {
@@ -349,7 +364,7 @@ impl<P: Platform, B: Backend> Driver<P, B> {
             Ioctl::GetCpuid2 => {
                 let vcpu = vcpu_of(&h)?;
                 let mut hdr: kvm_cpuid2 = copyin(um, arg)?;
-                let mut table = Box::new([kvm_cpuid_entry2::zeroed(); KVM_MAX_CPUID_ENTRIES]);
+                let mut table = zeroed_box::<[kvm_cpuid_entry2; KVM_MAX_CPUID_ENTRIES]>();
                 let n = self.vcpu_request(vcpu, VcpuRequest::GetCpuid2(&mut table))?;
                 let n = usize::try_from(n)
                     .map_err(|_| Errno::EINVAL)?
@@ -384,26 +399,26 @@ impl<P: Platform, B: Backend> Driver<P, B> {
             }
             Ioctl::GetFpu => {
                 let vcpu = vcpu_of(&h)?;
-                let mut fpu = kvm_fpu::zeroed();
+                let mut fpu = zeroed_box::<kvm_fpu>();
                 self.vcpu_request(vcpu, VcpuRequest::GetFpu(&mut fpu))?;
-                copyout(um, &fpu, arg)?;
+                copyout(um, &*fpu, arg)?;
                 Ok(0)
             }
             Ioctl::SetFpu => {
                 let vcpu = vcpu_of(&h)?;
-                let fpu: kvm_fpu = copyin(um, arg)?;
+                let fpu: Box<kvm_fpu> = copyin_box(um, arg)?;
                 self.vcpu_request(vcpu, VcpuRequest::SetFpu(&fpu))
             }
             Ioctl::GetLapic => {
                 let vcpu = vcpu_of(&h)?;
-                let mut lapic = Box::new(kvm_lapic_state::zeroed());
+                let mut lapic = zeroed_box::<kvm_lapic_state>();
                 self.vcpu_request(vcpu, VcpuRequest::GetLapic(&mut lapic))?;
                 copyout(um, &*lapic, arg)?;
                 Ok(0)
             }
             Ioctl::SetLapic => {
                 let vcpu = vcpu_of(&h)?;
-                let lapic: Box<kvm_lapic_state> = Box::new(copyin(um, arg)?);
+                let lapic: Box<kvm_lapic_state> = copyin_box(um, arg)?;
                 self.vcpu_request(vcpu, VcpuRequest::SetLapic(&lapic))
             }
             Ioctl::SetVapicAddr => {
@@ -586,7 +601,7 @@ impl<P: Platform, B: Backend> Driver<P, B> {
             return Err(Errno::E2BIG);
         }
         let room = (hdr.nent as usize).min(KVM_MAX_CPUID_ENTRIES);
-        let mut table = Box::new([kvm_cpuid_entry2::zeroed(); KVM_MAX_CPUID_ENTRIES]);
+        let mut table = zeroed_box::<[kvm_cpuid_entry2; KVM_MAX_CPUID_ENTRIES]>();
         let out = table.get_mut(..room).ok_or(Errno::E2BIG)?;
         let n = self.backend.supported_cpuid(out)?;
         if n >= room {

@@ -78,6 +78,8 @@ pub enum ViolationKind {
     Unstripped,
     /// More panic call sites than `--max-panic-calls`.
     PanicRatchet,
+    /// A function whose prologue reserves more stack than `--max-frame`.
+    FrameTooLarge,
     /// A relocation that points outside its section, and similar damage.
     Malformed,
 }
@@ -95,6 +97,9 @@ pub struct AuditOptions {
     pub allowlist: Allowlist,
     /// `--max-panic-calls N`: the ratchet (the count may only go down).
     pub max_panic_calls: Option<usize>,
+    /// `--max-frame BYTES`: the largest stack frame one function may reserve
+    /// (the amd64 kernel stack is 20 KiB, shared by the whole call chain).
+    pub max_frame: Option<u64>,
 }
 
 /// Counts for the summary line.
@@ -114,6 +119,10 @@ pub struct Stats {
     pub bad_probe_sites: usize,
     /// See [`is_panic_call`]: direct calls to functions whose name contains "panic".
     pub panic_call_sites: usize,
+    /// The largest stack frame a function prologue reserves
+    /// ([`prologue_frame`]), and that function's name.
+    pub max_frame: u64,
+    pub max_frame_fn: String,
 }
 
 impl Stats {
@@ -232,6 +241,7 @@ pub fn audit(bytes: &[u8], opts: &AuditOptions) -> Result<Audit, Error> {
     check_relocations(&elf, &symbols, &locator, &mut a)?;
     check_symbols(&symbols, opts, &mut a);
     check_simd(&elf, &locator, &mut a)?;
+    check_frames(&elf, &locator, opts, &mut a)?;
 
     if let Some(max) = opts.max_panic_calls
         && a.stats.panic_call_sites > max
@@ -639,6 +649,113 @@ pub fn fp_simd_reason(instr: &Instruction) -> Option<String> {
         }
     }
     None
+}
+
+/// Stack bytes a function's prologue reserves, from its first
+/// instructions up to the first call or return: 8 per `push`, the
+/// immediates of `sub rsp, imm`, and an LLVM inline stack-probe loop
+/// (`mov r11, rsp; sub r11, N; L: sub rsp, 0x1000; mov [rsp], 0;
+/// cmp rsp, r11; jne L`) counted as its `N`, not per page. Frames over
+/// 4 KiB are what the probes exist for, and a 20 KiB kernel stack cannot
+/// afford many (docs/rust-in-the-illumos-kernel.md §0.3, §5.4.5).
+pub fn prologue_frame(code: &[u8], ip: u64) -> u64 {
+    const MAX_PROLOGUE: usize = 64;
+    let mut decoder = Decoder::with_ip(64, code, ip, DecoderOptions::NONE);
+    let mut instr = Instruction::default();
+    let mut frame = 0u64;
+    let mut r11_is_rsp = false;
+    let mut in_probe_loop = false;
+    for _ in 0..MAX_PROLOGUE {
+        if !decoder.can_decode() {
+            break;
+        }
+        decoder.decode_out(&mut instr);
+        if instr.is_invalid() {
+            break;
+        }
+        let reg0 = if instr.op_count() > 0 && instr.op0_kind() == OpKind::Register {
+            instr.op0_register()
+        } else {
+            Register::None
+        };
+        let imm =
+            (instr.op_count() > 1 && is_immediate(instr.op1_kind())).then(|| instr.immediate(1));
+        match instr.mnemonic() {
+            Mnemonic::Call | Mnemonic::Ret => break,
+            Mnemonic::Push => frame = frame.saturating_add(8),
+            Mnemonic::Mov if reg0 == Register::R11 => {
+                r11_is_rsp = instr.op_count() > 1
+                    && instr.op1_kind() == OpKind::Register
+                    && instr.op1_register() == Register::RSP;
+            }
+            Mnemonic::Sub if reg0 == Register::R11 && r11_is_rsp => {
+                if let Some(n) = imm {
+                    frame = frame.saturating_add(n);
+                    in_probe_loop = true;
+                }
+            }
+            Mnemonic::Cmp if reg0 == Register::RSP && in_probe_loop => in_probe_loop = false,
+            Mnemonic::Sub if reg0 == Register::RSP && !in_probe_loop => {
+                if let Some(n) = imm {
+                    frame = frame.saturating_add(n);
+                }
+            }
+            _ => {}
+        }
+    }
+    frame
+}
+
+fn is_immediate(k: OpKind) -> bool {
+    matches!(
+        k,
+        OpKind::Immediate8
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64
+    )
+}
+
+/// The stack frame of every function: the largest goes into the summary,
+/// and any above `--max-frame` is a violation.
+fn check_frames(
+    elf: &Elf<'_>,
+    locator: &Locator<'_>,
+    opts: &AuditOptions,
+    a: &mut Audit,
+) -> Result<(), Error> {
+    for s in elf
+        .sections
+        .iter()
+        .filter(|s| s.is_exec() && s.sh_type != SHT_NOBITS)
+    {
+        let code = elf.section_data(s)?;
+        for (value, size, name) in locator.functions(s.index) {
+            let start = value.min(code.len() as u64) as usize;
+            let end = value.saturating_add(size).min(code.len() as u64) as usize;
+            let Some(body) = code.get(start..end) else {
+                continue;
+            };
+            let frame = prologue_frame(body, value);
+            if frame > a.stats.max_frame {
+                a.stats.max_frame = frame;
+                a.stats.max_frame_fn = name.to_string();
+            }
+            if let Some(max) = opts.max_frame.filter(|&max| frame > max) {
+                a.push(
+                    ViolationKind::FrameTooLarge,
+                    format!(
+                        "`{name}` reserves {frame} bytes of stack, more than --max-frame {max}: move large values to kmem (Box), the kernel stack is 20 KiB (§0.3)"
+                    ),
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// (c) linear sweep of every SHF_EXECINSTR section: function by function

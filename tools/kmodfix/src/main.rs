@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use kmodfix::{Allowlist, AuditOptions, Error, Options};
 
 const USAGE: &str = "\
-usage: kmodfix [--allowlist FILE] [--max-panic-calls N] IN OUT
-       kmodfix --check [--allowlist FILE] [--max-panic-calls N] FILE
+usage: kmodfix [--allowlist FILE] [--max-panic-calls N] [--max-frame BYTES] IN OUT
+       kmodfix --check [--allowlist FILE] [--max-panic-calls N] [--max-frame BYTES] FILE
        kmodfix --list-probes FILE
 
   IN OUT   strip .eh_frame/.llvmbc/.llvmcmd/.comment (with $OBJCOPY, default
@@ -37,11 +37,13 @@ struct Args {
     mode: Mode,
     allowlist: Option<PathBuf>,
     max_panic_calls: Option<usize>,
+    max_frame: Option<u64>,
 }
 
 fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
     let mut allowlist = None;
     let mut max_panic_calls = None;
+    let mut max_frame = None;
     let mut check = false;
     let mut list_probes = false;
     let mut positional = Vec::new();
@@ -72,6 +74,13 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
                 })?;
                 max_panic_calls = Some(n);
             }
+            "--max-frame" => {
+                let v = value("--max-frame")?;
+                let n = v.to_string_lossy().parse::<u64>().map_err(|_| {
+                    format!("--max-frame: `{}` is not a number", v.to_string_lossy())
+                })?;
+                max_frame = Some(n);
+            }
             "--check" => check = true,
             "--list-probes" => list_probes = true,
             "--" => positional.extend(it.by_ref()),
@@ -97,6 +106,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
         mode,
         allowlist,
         max_panic_calls,
+        max_frame,
     }))
 }
 
@@ -122,6 +132,7 @@ fn run(args: Args) -> Result<bool, Error> {
                 None => Allowlist::default(),
             },
             max_panic_calls: args.max_panic_calls,
+            max_frame: args.max_frame,
         })
     };
     match &args.mode {

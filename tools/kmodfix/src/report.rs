@@ -1,7 +1,7 @@
 //! The summary line, one per run, for the build log.
 //!
 //! Format (OK):
-//! `kmodfix: OUT OK: text=N bytes, relocs=N (64=N pc32=N plt32=N 32s=N), relaxed-gotpcrel=N, undefined=N, sdt-probes=N (sites=N, all calls), panic-call-sites=N`
+//! `kmodfix: OUT OK: text=N bytes, relocs=N (64=N pc32=N plt32=N 32s=N), relaxed-gotpcrel=N, undefined=N, sdt-probes=N (sites=N, all calls), panic-call-sites=N, max-frame=N (FUNCTION)`
 //!
 //! On failure `OK` becomes `FAIL: violations=N,`, `relocs` gains ` other=N`
 //! when types outside the four allowed ones are present, and the probe
@@ -14,6 +14,8 @@
 //! - `undefined`: distinct undefined global/weak symbols, probes included.
 //! - `sdt-probes`: distinct `__dtrace_probe_*` symbols; `sites`: their relocations.
 //! - `panic-call-sites`: see [`crate::audit::is_panic_call`].
+//! - `max-frame`: the largest stack frame a function prologue reserves
+//!   ([`crate::audit::prologue_frame`]) and the function.
 
 use crate::audit::Audit;
 use crate::elf::{R_X86_64_32S, R_X86_64_64, R_X86_64_PC32, R_X86_64_PLT32};
@@ -45,7 +47,7 @@ pub fn summary_line(name: &str, audit: &Audit, relaxed: Option<&RelaxStats>) -> 
         format!("{} not direct calls", s.bad_probe_sites)
     };
     format!(
-        "kmodfix: {name} {status} text={} bytes, relocs={} (64={} pc32={} plt32={} 32s={}{other}), relaxed-gotpcrel={relaxed}, undefined={}, sdt-probes={} (sites={}, {probes}), panic-call-sites={}",
+        "kmodfix: {name} {status} text={} bytes, relocs={} (64={} pc32={} plt32={} 32s={}{other}), relaxed-gotpcrel={relaxed}, undefined={}, sdt-probes={} (sites={}, {probes}), panic-call-sites={}, max-frame={} ({})",
         s.text_bytes,
         s.reloc_total(),
         s.reloc_count(R_X86_64_64),
@@ -56,5 +58,11 @@ pub fn summary_line(name: &str, audit: &Audit, relaxed: Option<&RelaxStats>) -> 
         s.probes,
         s.probe_sites,
         s.panic_call_sites,
+        s.max_frame,
+        if s.max_frame_fn.is_empty() {
+            "-"
+        } else {
+            s.max_frame_fn.as_str()
+        },
     )
 }

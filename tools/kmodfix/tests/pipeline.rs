@@ -21,8 +21,8 @@ fn clean_object_passes_with_exact_counts() {
     assert_eq!(
         r.summary("build/kvm"),
         format!(
-            "kmodfix: build/kvm OK: text={} bytes, relocs=11 (64=2 pc32=2 plt32=6 32s=1), relaxed-gotpcrel=0, undefined=6, sdt-probes=2 (sites=3, all calls), panic-call-sites=0",
-            s.text_bytes
+            "kmodfix: build/kvm OK: text={} bytes, relocs=11 (64=2 pc32=2 plt32=6 32s=1), relaxed-gotpcrel=0, undefined=6, sdt-probes=2 (sites=3, all calls), panic-call-sites=0, max-frame={} (_init)",
+            s.text_bytes, s.max_frame
         )
     );
     // OUT is the stripped object: no .eh_frame (from .cfi_startproc) left,
@@ -69,6 +69,7 @@ fn unwind_bitcode_and_comment_sections_are_stripped() {
     let opts = kmodfix::AuditOptions {
         allowlist: test_allowlist(),
         max_panic_calls: None,
+        max_frame: None,
     };
     let a = kmodfix::audit(&bytes, &opts).unwrap();
     let unstripped: Vec<_> = a
@@ -604,6 +605,7 @@ fn sht_rel_section_fails() {
     let opts = kmodfix::AuditOptions {
         allowlist: test_allowlist(),
         max_panic_calls: None,
+        max_frame: None,
     };
     let a = kmodfix::audit(&bytes, &opts).unwrap();
     let kinds: Vec<_> = a.violations.iter().map(|v| v.kind).collect();
@@ -647,7 +649,7 @@ fn panic_call_sites_are_counted_and_ratcheted() {
     let (r, out) = fix(&dir, &o, None);
     assert!(r.passed(), "{:#?}", r.audit.violations);
     assert_eq!(r.audit.stats.panic_call_sites, 3);
-    assert!(r.summary("k").ends_with(", panic-call-sites=3"));
+    assert!(r.summary("k").contains(", panic-call-sites=3, max-frame="));
     std::fs::remove_file(&out).unwrap();
 
     let (r, _) = fix(&dir, &o, Some(3));
@@ -857,4 +859,80 @@ fn probe_names_follow_the_sdt_provider() {
     );
     assert_eq!(kmodfix::probe_name("__dtrace_probe_"), None);
     assert_eq!(kmodfix::probe_name("kvm__vrun"), None);
+}
+
+/// Functions with large stack frames: a plain `sub rsp, imm`, and LLVM's
+/// inline stack-probe loop, which moves RSP a page at a time. The budget
+/// counts the whole frame either way.
+const FRAMES: &str = r#"
+	.text
+	.globl	small_frame
+	.type	small_frame, @function
+small_frame:
+	pushq	%rbp
+	movq	%rsp, %rbp
+	subq	$0x100, %rsp
+	call	memcpy
+	leave
+	ret
+	.size	small_frame, .-small_frame
+
+	.globl	big_frame
+	.type	big_frame, @function
+big_frame:
+	pushq	%rbp
+	movq	%rsp, %rbp
+	subq	$0x1000, %rsp
+	movq	$0, (%rsp)
+	subq	$0xc8, %rsp
+	call	memcpy
+	leave
+	ret
+	.size	big_frame, .-big_frame
+
+	.globl	probe_loop_frame
+	.type	probe_loop_frame, @function
+probe_loop_frame:
+	pushq	%rbp
+	movq	%rsp, %rbp
+	movq	%rsp, %r11
+	subq	$0x10000, %r11
+1:	subq	$0x1000, %rsp
+	movq	$0, (%rsp)
+	cmpq	%r11, %rsp
+	jne	1b
+	subq	$0x80, %rsp
+	call	memcpy
+	leave
+	ret
+	.size	probe_loop_frame, .-probe_loop_frame
+"#;
+
+#[test]
+fn frames_are_measured_from_the_prologue_including_probe_loops() {
+    let dir = TempDir::new("frames");
+    let o = assemble(&dir, "frames", &module(FRAMES));
+    let (r, _) = fix_with_frame(&dir, &o, None, None);
+    assert!(r.passed(), "{:#?}", r.audit.violations);
+    // push rbp (8) + 0x10000 (probe loop target) + 0x80.
+    assert_eq!(r.audit.stats.max_frame, 8 + 0x10000 + 0x80);
+    assert_eq!(r.audit.stats.max_frame_fn, "probe_loop_frame");
+}
+
+#[test]
+fn a_frame_over_the_budget_fails_and_names_the_function() {
+    let dir = TempDir::new("frames-budget");
+    let o = assemble(&dir, "frames", &module(FRAMES));
+    // small_frame: 8 + 0x100 = 264; big_frame: 8 + 0x10c8 = 4304.
+    let (r, out) = fix_with_frame(&dir, &o, None, Some(4096));
+    let msgs = messages(&r, ViolationKind::FrameTooLarge);
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert!(
+        msgs.iter()
+            .any(|m| m.contains("`big_frame` reserves 4304 bytes"))
+    );
+    assert!(msgs.iter().any(|m| m.contains("`probe_loop_frame`")));
+    assert!(!r.written && !out.exists());
+    let (r, _) = fix_with_frame(&dir, &o, None, Some(8 + 0x10080));
+    assert!(r.passed(), "{:#?}", r.audit.violations);
 }

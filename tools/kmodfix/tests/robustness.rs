@@ -22,6 +22,7 @@ fn exercise(bytes: &[u8]) {
     let opts = kmodfix::AuditOptions {
         allowlist: test_allowlist(),
         max_panic_calls: Some(0),
+        max_frame: Some(0),
     };
     let mut copy = bytes.to_vec();
     let _ = kmodfix::relax_gotpcrel(&mut copy);

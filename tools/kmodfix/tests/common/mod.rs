@@ -148,6 +148,16 @@ pub fn test_allowlist() -> Allowlist {
 
 /// Runs the library pipeline IN -> OUT (OUT = dir/kvm).
 pub fn fix(dir: &TempDir, input: &Path, max_panic_calls: Option<usize>) -> (RunResult, PathBuf) {
+    fix_with_frame(dir, input, max_panic_calls, None)
+}
+
+/// `fix` with a `--max-frame` budget.
+pub fn fix_with_frame(
+    dir: &TempDir,
+    input: &Path,
+    max_panic_calls: Option<usize>,
+    max_frame: Option<u64>,
+) -> (RunResult, PathBuf) {
     let output = dir.path("kvm");
     let opts = Options {
         input: input.to_path_buf(),
@@ -155,6 +165,7 @@ pub fn fix(dir: &TempDir, input: &Path, max_panic_calls: Option<usize>) -> (RunR
         audit: AuditOptions {
             allowlist: test_allowlist(),
             max_panic_calls,
+            max_frame,
         },
         objcopy: "objcopy".into(),
     };
