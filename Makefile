@@ -23,12 +23,17 @@ HOST_TRIPLE := x86_64-unknown-linux-gnu
 BUILD := build
 KMOD_TARGET_DIR := target/kmod
 KMOD_STATICLIB := $(KMOD_TARGET_DIR)/$(HOST_TRIPLE)/release/libkvm.a
-KMODFIX := target/tool/kmodfix
+# Host tools land in cargo's own target dir (CARGO_TARGET_DIR if set).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+KMODFIX := $(TARGET_DIR)/tool/kmodfix
 ALLOWLIST := tools/kmodfix/allowlist.txt
 
 # The panic-call ratchet: call sites in build/kvm that can reach the panic
 # handler. It may only go down; lower it when a change removes some.
 MAX_PANIC_CALLS ?= 23
+# The stack-frame budget of one function: the amd64 kernel stack is 20 KiB
+# for the whole call chain (KVM_RUN runs on the ioctl thread's stack).
+MAX_FRAME ?= 2048
 
 # Kernel code generation (docs: ../shared/docs/rust-in-the-illumos-kernel.md
 # §0, §5.4): kernel code model, static relocations, no SIMD/x87 (soft-float;
@@ -72,7 +77,7 @@ KERNEL_CFLAGS := -D__sun -D_KERNEL -D_MACHDEP -Dx86 -D_SYSCALL32 -D_DDI_STRICT \
 	-std=gnu99 -O2 -Wall -Werror -Wno-unknown-pragmas -Wno-format
 
 .PHONY: all kmod test check-headers fmt-check clippy cargo-test kmod-test \
-	devfsadm abi-table clean FORCE
+	bochs-test devfsadm abi-table clean FORCE
 
 all: kmod
 
@@ -108,7 +113,8 @@ $(BUILD)/kvm.o: $(BUILD)/kvm_glue.o $(KMOD_STATICLIB) | $(BUILD)
 	  $(BUILD)/kvm_glue.o $(KMOD_STATICLIB)
 
 $(BUILD)/kvm: $(BUILD)/kvm.o $(KMODFIX) $(ALLOWLIST)
-	$(KMODFIX) --allowlist $(ALLOWLIST) --max-panic-calls $(MAX_PANIC_CALLS) $< $@
+	$(KMODFIX) --allowlist $(ALLOWLIST) --max-panic-calls $(MAX_PANIC_CALLS) \
+	  --max-frame $(MAX_FRAME) $< $@
 
 # The devfsadm link module: 32-bit userland. Linking JOY_kvm_link.so needs
 # the illumos linker and libdevinfo; elsewhere we compile it and check that it
@@ -132,7 +138,17 @@ devfsadm: $(BUILD)/kvm_link.o
 
 # ---- tests ---------------------------------------------------------------
 
-test: fmt-check clippy cargo-test kmod-test
+test: fmt-check clippy cargo-test kmod-test bochs-test
+
+# The Bochs harness (tests/bochs): the shared crates on a VMX CPU.
+KUT_SRC ?= ../shared/kvm-unit-tests
+export KUT_SRC
+bochs-test: bochs-check bochs-smoke bochs-refuse
+	@if [ -f "$(KUT_SRC)/x86/unittests.cfg" ]; then \
+	  $(MAKE) --no-print-directory kut; \
+	else \
+	  echo "make test: skipped kvm-unit-tests: $(KUT_SRC) not found (set KUT_SRC)"; \
+	fi
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -160,3 +176,5 @@ clean:
 	$(CARGO) clean
 
 FORCE:
+
+include tests/bochs/bochs.mk

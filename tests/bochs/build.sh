@@ -30,4 +30,8 @@ export RUSTFLAGS="-C relocation-model=static -C code-model=kernel -C no-redzone=
 cargo build --quiet --release --target "$TRIPLE" --manifest-path "$here/Cargo.toml"
 cp "$CARGO_TARGET_DIR/$TRIPLE/release/kvm-bochs-host" "$OUT/host.elf"
 objcopy -O binary "$OUT/host.elf" "$OUT/host.bin"
+# The host has no panic path today (clippy denies unwrap/expect/panic and
+# indexing); report any that a change brings in.
+panics=$(nm "$OUT/host.elf" | grep -c -E 'core..?panicking|slice_index_fail|_fail$' || true)
+[ "$panics" = 0 ] || echo "build.sh: warning: $panics panic-path symbols in host.elf (nm $OUT/host.elf | grep panicking)" >&2
 echo "build.sh: $OUT/rom.bin $OUT/host.bin ($(stat -c %s "$OUT/host.bin") bytes)"

@@ -90,7 +90,7 @@ RC
   printf 'c\nquit\n' > "$out/continue.rc"
   local start end
   start=$(date +%s%N)
-  timeout "$limit" script -qec "$BOCHS -q -f $out/bochsrc -rc $out/continue.rc" /dev/null \
+  timeout -k 5 "$limit" script -qec "$BOCHS -q -f $out/bochsrc -rc $out/continue.rc" /dev/null \
     < /dev/null > "$out/stdout.log" 2> "$out/stderr.log"
   BOCHS_RC=$?
   end=$(date +%s%N)

@@ -37,6 +37,7 @@ need() {
 }
 case "$EXPECT" in
   pass)
+    need "timer: local APIC"
     need "kvm_vmx::check_support: supported"
     need "VMXON ok"
     need "VMLAUNCH ok"

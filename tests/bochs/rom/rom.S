@@ -128,7 +128,12 @@ rom_start32:
         pushl   %edi
         movl    %ebx, %edi
         xorl    %eax, %eax
-        rep stosb
+        movl    %ecx, %edx
+        andl    $3, %ecx
+        rep stosb                       /* Bochs counts each iteration: */
+        movl    %edx, %ecx              /* bytes up to a dword boundary, */
+        shrl    $2, %ecx                /* then dwords */
+        rep stosl
         popl    %edi
 .Lbss_done:
         /* multiboot_info: flags, mem_lower, mem_upper; the rest zero */

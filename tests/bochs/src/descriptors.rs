@@ -1,10 +1,11 @@
 //! The host's GDT task segment and IDT.
 //!
 //! VM exits need a non-null TR in the host state, so the boot GDT gets a
-//! 64-bit TSS at selector 0x18. The IDT catches the 32 CPU exceptions: any
-//! host exception is a harness bug, so the handler prints the vector, error
-//! code and RIP and ends the run. (External interrupts stay masked; the
-//! driver core will take them through "acknowledge interrupt on exit".)
+//! 64-bit TSS at selector 0x18. The IDT covers all 256 vectors: an
+//! exception, or an interrupt nobody installed a handler for (`set_gate`),
+//! is a harness bug, so the common handler prints the vector, error code
+//! and RIP and ends the run. Interrupts are enabled only while the host
+//! waits for its own timer (`timer.rs`).
 
 use core::arch::{asm, global_asm};
 
@@ -16,7 +17,8 @@ pub const DATA_SELECTOR: u16 = 0x10;
 pub const TSS_SELECTOR: u16 = 0x18;
 
 const TSS_BYTES: usize = 104;
-const EXCEPTIONS: usize = 32;
+const EXCEPTIONS: u64 = 32;
+const VECTORS: usize = 256;
 
 #[repr(C, align(16))]
 struct Tss([u8; TSS_BYTES]);
@@ -34,7 +36,7 @@ struct Gate {
 }
 
 #[repr(C, align(16))]
-struct Idt([Gate; EXCEPTIONS]);
+struct Idt([Gate; VECTORS]);
 
 #[repr(C, packed)]
 struct TableRegister {
@@ -51,7 +53,7 @@ static mut IDT: Idt = Idt([Gate {
     offset_mid: 0,
     offset_high: 0,
     reserved: 0,
-}; EXCEPTIONS]);
+}; VECTORS]);
 
 unsafe extern "C" {
     static mut boot_gdt: [u64; 5];
@@ -67,7 +69,7 @@ global_asm!(
     .balign 8
     .globl exception_stubs
 exception_stubs:
-    .rept 32
+    .rept 256
     .balign 8
     call exception_common
     .endr
@@ -83,9 +85,8 @@ exception_common:
     options(att_syntax)
 );
 
-/// Gate `vector` -> the stub at `stubs + 8 * vector`.
-fn gate(stubs: u64, vector: usize) -> Gate {
-    let addr = stubs + 8 * vector as u64;
+/// An interrupt gate to `addr`.
+fn gate(addr: u64) -> Gate {
     Gate {
         offset_low: addr as u16,
         selector: CODE_SELECTOR,
@@ -95,6 +96,15 @@ fn gate(stubs: u64, vector: usize) -> Gate {
         offset_high: (addr >> 32) as u32,
         reserved: 0,
     }
+}
+
+/// Points `vector` (an interrupt, not an exception) at `handler`, which
+/// must end with IRETQ.
+pub fn set_gate(vector: u8, handler: u64) {
+    let idt = (&raw mut IDT).cast::<Gate>();
+    // SAFETY: a u8 vector is < VECTORS; one CPU, interrupts off while the
+    // gate is written.
+    unsafe { idt.add(usize::from(vector)).write_volatile(gate(handler)) };
 }
 
 /// Installs the TSS and the IDT. Call once, first thing in `kmain`.
@@ -118,9 +128,9 @@ pub fn init() {
 
     let stubs = (&raw const exception_stubs) as u64;
     let idt = (&raw mut IDT).cast::<Gate>();
-    for vector in 0..EXCEPTIONS {
-        // SAFETY: `vector` < EXCEPTIONS, the IDT's length.
-        unsafe { idt.add(vector).write(gate(stubs, vector)) };
+    for vector in 0..VECTORS {
+        // SAFETY: `vector` < VECTORS, the IDT's length.
+        unsafe { idt.add(vector).write(gate(stubs + 8 * vector as u64)) };
     }
     let idtr = TableRegister {
         limit: (core::mem::size_of::<Idt>() - 1) as u16,
@@ -149,7 +159,8 @@ const fn has_error_code(vector: u64) -> bool {
     matches!(vector, 8 | 10..=14 | 17 | 21 | 29 | 30)
 }
 
-/// Where every host exception ends: report and stop.
+/// Where every host exception and unexpected interrupt ends: report and
+/// stop.
 extern "C" fn exception_handler(vector: u64, frame: *const u64) -> ! {
     let (err, frame) = if has_error_code(vector) {
         // SAFETY: the CPU pushed an error code below the frame.
@@ -159,7 +170,12 @@ extern "C" fn exception_handler(vector: u64, frame: *const u64) -> ! {
     };
     // SAFETY: the CPU pushed RIP, CS, RFLAGS, RSP, SS.
     let rip = unsafe { frame.read() };
-    crate::print!("HOST EXCEPTION vector={vector} rip={rip:#x}");
+    let what = if vector < EXCEPTIONS {
+        "EXCEPTION"
+    } else {
+        "UNEXPECTED INTERRUPT"
+    };
+    crate::print!("HOST {what} vector={vector} rip={rip:#x}");
     if let Some(err) = err {
         crate::print!(" error={err:#x}");
     }

@@ -22,6 +22,7 @@ mod pages;
 mod payload;
 mod power;
 mod sync;
+mod timer;
 mod vmx_insn;
 mod vmx_smoke;
 mod vmxon;
@@ -35,8 +36,10 @@ const ONE_MIB: u64 = 1 << 20;
 /// Entered from `boot.rs` in long mode on the boot stack.
 #[unsafe(no_mangle)]
 extern "C" fn kmain(multiboot_magic: u32, multiboot_info: u32) -> ! {
+    let boot_ticks = clock::now();
     descriptors::init();
     println!("== kvm bochs test host (no_std Rust, multiboot, long mode) ==");
+    println!("boot: kmain reached {boot_ticks} TSC ticks after reset");
     let (vendor, brand) = cpu::identity();
     println!(
         "cpu: {} {}",
@@ -75,6 +78,8 @@ extern "C" fn kmain(multiboot_magic: u32, multiboot_info: u32) -> ! {
             println!("tsc: PIT did not answer; assuming {} Hz", clock::tsc_hz())
         }
     }
+
+    test_timer();
 
     let support = match kvm_vmx::check_support(&BareMetalCpu) {
         Ok(support) => {
@@ -140,6 +145,25 @@ extern "C" fn kmain(multiboot_magic: u32, multiboot_info: u32) -> ! {
     println!("tsc: {} ticks since reset", clock::now());
     println!("RESULT: PASS");
     power::shutdown()
+}
+
+/// The one-shot timer must interrupt 100 us after it is armed.
+fn test_timer() {
+    let Some(mode) = timer::init() else {
+        println!("timer: no local APIC");
+        return;
+    };
+    let hz = clock::tsc_hz();
+    let want = hz / 10_000;
+    match timer::self_test(want, hz / 100) {
+        Some(took) => println!(
+            "timer: local APIC {mode}, armed for 100 us ({want} ticks): interrupt after {took} ticks"
+        ),
+        None => power::fail("the local APIC timer did not interrupt within 10 ms"),
+    }
+    if timer::self_test(want, hz / 100).is_none() {
+        power::fail("the local APIC timer did not fire a second time");
+    }
 }
 
 /// Describes the guest image the runner delivered (if any). Running it is

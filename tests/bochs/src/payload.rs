@@ -29,9 +29,28 @@ pub struct Payload {
     pub image: &'static [u8],
 }
 
+/// The header's lines (split by hand: `str::lines` brings a bounds-check
+/// panic path along).
+fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = Some(text);
+    core::iter::from_fn(move || {
+        let current = rest?;
+        match current.bytes().position(|b| b == b'\n') {
+            Some(i) => {
+                rest = current.get(i + 1..);
+                current.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(current)
+            }
+        }
+    })
+}
+
 /// Value of `key` in the header text.
 fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
+    lines(text)
         .filter_map(|line| line.split_once('='))
         .find(|(k, _)| *k == key)
         .map(|(_, v)| v)
@@ -48,7 +67,7 @@ pub fn find(ram_end: u64) -> Option<Payload> {
         unsafe { core::slice::from_raw_parts(HEADER_ADDR as usize as *const u8, HEADER_BYTES) };
     let len = header.iter().position(|&b| b == 0)?;
     let text = core::str::from_utf8(header.get(..len)?).ok()?;
-    if text.lines().next()? != MAGIC_LINE {
+    if lines(text).next()? != MAGIC_LINE {
         return None;
     }
     let size: usize = field(text, "size")?.parse().ok()?;
