@@ -163,9 +163,9 @@ cargo-test:
 # The module build and audit need the illumos headers for the C glue.
 kmod-test:
 	@if [ -z "$(HAVE_HEADERS)" ]; then \
-	  echo "make test: skipped the kernel module build and audit, the devfsadm module check and the C-header layout tests: illumos headers not found (set ILLUMOS_SDK; default ../shared/illumos-sdk)"; \
+	  echo "make test: skipped the kernel module build and audit, the devfsadm and mdb module checks and the C-header layout tests: illumos headers not found (set ILLUMOS_SDK; default ../shared/illumos-sdk)"; \
 	else \
-	  $(MAKE) --no-print-directory kmod devfsadm; \
+	  $(MAKE) --no-print-directory kmod devfsadm mdb; \
 	fi
 
 abi-table:
@@ -178,3 +178,4 @@ clean:
 FORCE:
 
 include tests/bochs/bochs.mk
+include mdb/mdb.mk

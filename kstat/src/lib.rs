@@ -18,7 +18,9 @@ extern crate alloc;
 #[cfg(test)]
 extern crate std;
 
+pub mod debug;
 pub mod named;
+pub mod ringbuf;
 pub mod sdt;
 pub mod stats;
 
