@@ -154,7 +154,7 @@ pub const fn bit_if(cond: bool, bit: Rflags) -> u64 {
 /// PF, ZF and SF of a result of width `size`.
 pub const fn szp(result: u64, size: Size) -> u64 {
     let r = size.trunc(result);
-    bit_if((r as u8).count_ones() % 2 == 0, Rflags::PF)
+    bit_if((r as u8).count_ones() & 1 == 0, Rflags::PF)
         | bit_if(r == 0, Rflags::ZF)
         | bit_if(r & size.sign_bit() != 0, Rflags::SF)
 }

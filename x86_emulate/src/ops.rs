@@ -39,6 +39,37 @@ impl Seg {
     }
 }
 
+/// The fixed flat descriptor SYSCALL/SYSENTER/SYSEXIT load: base 0,
+/// limit 4 GiB, present, accessed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlatSegment {
+    /// Code (execute/read) rather than data (read/write).
+    pub code: bool,
+    /// Descriptor privilege level.
+    pub dpl: u8,
+    /// CS.L: 64-bit code segment.
+    pub long: bool,
+    /// D/B: 32-bit default size.
+    pub big: bool,
+}
+
+/// What the emulator checks of a segment outside 64-bit mode.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentLimits {
+    /// The effective limit in bytes (granularity already applied).
+    pub limit: u32,
+    /// Expand-down data segment.
+    pub expand_down: bool,
+    /// D/B: the upper bound of an expand-down segment is 4 GiB - 1, else 64 KiB - 1.
+    pub big: bool,
+    /// Writable data segment.
+    pub writable: bool,
+    /// Readable (data, or a readable code segment).
+    pub readable: bool,
+    /// Usable: a non-null, present selector is loaded.
+    pub usable: bool,
+}
+
 /// An exception the emulated instruction raises; the caller injects it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exception {
@@ -94,9 +125,16 @@ pub enum Access {
 
 /// What the emulator needs from the hypervisor.
 ///
-/// All addresses are linear (segment base already added). An implementation
-/// may split accesses that cross a page boundary; a fault on either page is
-/// returned as [`Exception::PageFault`] for the faulting address.
+/// All addresses are linear (segment base already added). Reads and writes
+/// never cross a 4 KiB page boundary (the emulator splits them, as Linux's
+/// `emulator_read_emulated` does); a compare-exchange may, and then the
+/// implementation decides (it may return [`OpError::Unhandleable`]). A
+/// translation failure is returned as [`Exception::PageFault`] with the
+/// faulting address and error code.
+///
+/// Writes to MMIO should be queued for the device model and answered `Ok`;
+/// [`OpError::IoNeeded`] means "nothing happened, run the instruction again
+/// when the data is there" and suits reads and port input.
 pub trait EmulatorOps {
     /// Read `buf.len()` (1-16) bytes of guest memory at `addr`.
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), OpError>;
@@ -136,6 +174,40 @@ pub trait EmulatorOps {
     /// as a fault.
     fn load_segment(&mut self, seg: Seg, selector: u16) -> Result<(), OpError>;
 
+    /// Load a segment register with a flat descriptor the emulator builds
+    /// (SYSCALL, SYSENTER and SYSEXIT do not read the GDT: SDM Vol. 2
+    /// "SYSCALL" loads "fixed values" into the descriptor caches).
+    fn load_flat_segment(
+        &mut self,
+        seg: Seg,
+        selector: u16,
+        desc: FlatSegment,
+    ) -> Result<(), OpError> {
+        let _ = (seg, selector, desc);
+        Err(OpError::Unhandleable)
+    }
+
+    /// The limit and type of a segment's cached descriptor, for the checks
+    /// outside 64-bit mode (SDM Vol. 3 §5.3, §5.4). `None` (the default)
+    /// skips them, as the C driver did.
+    fn segment_limits(&self, seg: Seg) -> Option<SegmentLimits> {
+        let _ = seg;
+        None
+    }
+
+    /// IDTR (base, limit): in real mode the interrupt vector table that INT n
+    /// reads. Default: the reset value (0, 0x3ff).
+    fn idtr(&self) -> (u64, u16) {
+        (0, 0x3ff)
+    }
+
+    /// SS.B (the "big" bit of the stack segment) in protected mode: `Some(true)`
+    /// for a 32-bit stack. `None` (the default) assumes the stack width
+    /// matches the code segment.
+    fn stack_is_32bit(&self) -> Option<bool> {
+        None
+    }
+
     /// Whether the I/O permission bitmap of the TSS allows `size` bytes at
     /// `port` (only consulted when CPL > IOPL or in virtual-8086 mode).
     fn io_permitted(&mut self, port: u16, size: u8) -> bool {
@@ -167,7 +239,12 @@ pub trait EmulatorOps {
     }
 
     /// Load GDTR (`is_idt` = false) or IDTR from a base/limit pair.
-    fn load_descriptor_table(&mut self, is_idt: bool, base: u64, limit: u16) -> Result<(), OpError> {
+    fn load_descriptor_table(
+        &mut self,
+        is_idt: bool,
+        base: u64,
+        limit: u16,
+    ) -> Result<(), OpError> {
         let _ = (is_idt, base, limit);
         Err(OpError::Unhandleable)
     }

@@ -58,39 +58,45 @@ pub struct Registers {
 impl Registers {
     /// Read a full 64-bit register.
     pub fn get(&self, r: Gpr) -> u64 {
-        self.gpr[r as usize & 15]
+        self.raw(r as u8)
     }
 
     /// Write a full 64-bit register.
     pub fn set(&mut self, r: Gpr, v: u64) {
-        self.gpr[r as usize & 15] = v;
+        self.write(r as u8, Size::S64, v);
+    }
+
+    fn raw(&self, n: u8) -> u64 {
+        self.gpr.get(usize::from(n & 15)).copied().unwrap_or(0)
     }
 
     /// Read register number `n` (0-15) at width `size` (no high-byte forms).
     pub fn read(&self, n: u8, size: Size) -> u64 {
-        size.trunc(self.gpr[usize::from(n & 15)])
+        size.trunc(self.raw(n))
     }
 
     /// Write register number `n` at width `size` following the SDM rule for
     /// 64-bit mode (Vol. 1 §3.4.1.1): 32-bit writes zero-extend into the full
     /// register, 8- and 16-bit writes leave the other bits unchanged.
     pub fn write(&mut self, n: u8, size: Size, v: u64) {
-        let slot = &mut self.gpr[usize::from(n & 15)];
-        *slot = match size {
-            Size::S32 => v & 0xffff_ffff,
-            Size::S64 => v,
-            s => (*slot & !s.mask()) | (v & s.mask()),
-        };
+        if let Some(slot) = self.gpr.get_mut(usize::from(n & 15)) {
+            *slot = match size {
+                Size::S32 => v & 0xffff_ffff,
+                Size::S64 => v,
+                s => (*slot & !s.mask()) | (v & s.mask()),
+            };
+        }
     }
 
     /// Read the legacy high byte register AH/CH/DH/BH of register `n` (0-3).
     pub fn read_high_byte(&self, n: u8) -> u64 {
-        (self.gpr[usize::from(n & 3)] >> 8) & 0xff
+        (self.raw(n & 3) >> 8) & 0xff
     }
 
     /// Write the legacy high byte register AH/CH/DH/BH of register `n` (0-3).
     pub fn write_high_byte(&mut self, n: u8, v: u64) {
-        let slot = &mut self.gpr[usize::from(n & 3)];
-        *slot = (*slot & !0xff00) | ((v & 0xff) << 8);
+        if let Some(slot) = self.gpr.get_mut(usize::from(n & 3)) {
+            *slot = (*slot & !0xff00) | ((v & 0xff) << 8);
+        }
     }
 }

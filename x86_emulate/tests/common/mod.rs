@@ -1,0 +1,246 @@
+//! A mock [`EmulatorOps`]: flat guest memory made of regions, a port log,
+//! control registers, MSRs and segments, plus knobs to inject faults and
+//! pending-I/O answers.
+#![allow(dead_code)]
+
+use kvm_x86_emulate::{EmulatorOps, Exception, FlatSegment, OpError, Seg, SegmentLimits};
+use std::collections::BTreeMap;
+
+/// One mapped range of guest-linear memory.
+pub struct Region {
+    pub base: u64,
+    pub data: Vec<u8>,
+}
+
+#[derive(Default)]
+pub struct Mock {
+    pub regions: Vec<Region>,
+    pub cpl: u8,
+    pub seg_base: [u64; 6],
+    pub seg_sel: [u16; 6],
+    pub crs: [u64; 9],
+    pub drs: [u64; 8],
+    pub msrs: BTreeMap<u32, u64>,
+    /// Values returned by port reads, in order (then 0xffff_ffff).
+    pub port_in: Vec<u32>,
+    /// (port, size, value) of every port write.
+    pub port_out: Vec<(u16, u8, u32)>,
+    /// (port, size) of every port read.
+    pub port_reads: Vec<(u16, u8)>,
+    /// Every write: (address, bytes).
+    pub writes: Vec<(u64, Vec<u8>)>,
+    /// Every read: (address, length).
+    pub reads: Vec<(u64, usize)>,
+    /// Make accesses at these addresses need userspace I/O.
+    pub mmio: Vec<(u64, u64)>,
+    pub loaded_segs: Vec<(Seg, u16)>,
+    pub flat_segs: Vec<(Seg, u16, FlatSegment)>,
+    pub limits: [Option<SegmentLimits>; 6],
+    pub halted: bool,
+    /// Record reads and writes (off for the bulk differential runs).
+    pub log: bool,
+    pub io_allowed: bool,
+}
+
+fn seg_index(s: Seg) -> usize {
+    match s {
+        Seg::Es => 0,
+        Seg::Cs => 1,
+        Seg::Ss => 2,
+        Seg::Ds => 3,
+        Seg::Fs => 4,
+        Seg::Gs => 5,
+    }
+}
+
+impl Mock {
+    pub fn new() -> Mock {
+        Mock {
+            log: true,
+            ..Mock::default()
+        }
+    }
+
+    pub fn map(&mut self, base: u64, data: &[u8]) -> &mut Self {
+        self.regions.push(Region {
+            base,
+            data: data.to_vec(),
+        });
+        self
+    }
+
+    pub fn region(&self, base: u64) -> &[u8] {
+        &self
+            .regions
+            .iter()
+            .find(|r| r.base == base)
+            .expect("region")
+            .data
+    }
+
+    fn find(&mut self, addr: u64, len: usize) -> Option<&mut [u8]> {
+        for r in &mut self.regions {
+            if addr >= r.base {
+                let off = (addr - r.base) as usize;
+                if off.checked_add(len).is_some_and(|end| end <= r.data.len()) {
+                    return Some(&mut r.data[off..off + len]);
+                }
+            }
+        }
+        None
+    }
+
+    fn pf(addr: u64, write: bool) -> OpError {
+        OpError::Fault(Exception::PageFault {
+            addr,
+            error_code: if write { 2 } else { 0 },
+        })
+    }
+
+    fn is_mmio(&self, addr: u64) -> bool {
+        self.mmio.iter().any(|&(b, l)| addr >= b && addr < b + l)
+    }
+
+    pub fn read_u64(&mut self, addr: u64, n: usize) -> u64 {
+        let mut b = [0u8; 8];
+        b[..n].copy_from_slice(self.find(addr, n).expect("mapped"));
+        u64::from_le_bytes(b)
+    }
+}
+
+impl EmulatorOps for Mock {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), OpError> {
+        if self.is_mmio(addr) {
+            return Err(OpError::IoNeeded);
+        }
+        if self.log {
+            self.reads.push((addr, buf.len()));
+        }
+        let n = buf.len();
+        let src = self.find(addr, n).ok_or(Mock::pf(addr, false))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OpError> {
+        if self.log {
+            self.writes.push((addr, data.to_vec()));
+        }
+        let dst = self.find(addr, data.len()).ok_or(Mock::pf(addr, true))?;
+        dst.copy_from_slice(data);
+        Ok(())
+    }
+
+    fn cmpxchg(&mut self, addr: u64, expected: &mut [u8], new: &[u8]) -> Result<bool, OpError> {
+        let dst = self.find(addr, new.len()).ok_or(Mock::pf(addr, true))?;
+        if dst == expected {
+            dst.copy_from_slice(new);
+            if self.log {
+                self.writes.push((addr, new.to_vec()));
+            }
+            Ok(true)
+        } else {
+            expected.copy_from_slice(dst);
+            Ok(false)
+        }
+    }
+
+    fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, OpError> {
+        for r in &self.regions {
+            if addr >= r.base && addr < r.base + r.data.len() as u64 {
+                let off = (addr - r.base) as usize;
+                let n = buf.len().min(r.data.len() - off);
+                buf[..n].copy_from_slice(&r.data[off..off + n]);
+                return Ok(n);
+            }
+        }
+        Err(Mock::pf(addr, false))
+    }
+
+    fn io_in(&mut self, port: u16, size: u8) -> Result<u32, OpError> {
+        self.port_reads.push((port, size));
+        Ok(if self.port_in.is_empty() {
+            0xffff_ffff
+        } else {
+            self.port_in.remove(0)
+        })
+    }
+
+    fn io_out(&mut self, port: u16, size: u8, value: u32) -> Result<(), OpError> {
+        self.port_out.push((port, size, value));
+        Ok(())
+    }
+
+    fn cpl(&self) -> u8 {
+        self.cpl
+    }
+
+    fn segment_base(&self, seg: Seg) -> u64 {
+        self.seg_base[seg_index(seg)]
+    }
+
+    fn segment_selector(&self, seg: Seg) -> u16 {
+        self.seg_sel[seg_index(seg)]
+    }
+
+    fn load_segment(&mut self, seg: Seg, selector: u16) -> Result<(), OpError> {
+        self.loaded_segs.push((seg, selector));
+        self.seg_sel[seg_index(seg)] = selector;
+        Ok(())
+    }
+
+    fn load_flat_segment(
+        &mut self,
+        seg: Seg,
+        selector: u16,
+        desc: FlatSegment,
+    ) -> Result<(), OpError> {
+        self.flat_segs.push((seg, selector, desc));
+        self.seg_sel[seg_index(seg)] = selector;
+        Ok(())
+    }
+
+    fn segment_limits(&self, seg: Seg) -> Option<SegmentLimits> {
+        self.limits[seg_index(seg)]
+    }
+
+    fn io_permitted(&mut self, _port: u16, _size: u8) -> bool {
+        self.io_allowed
+    }
+
+    fn read_cr(&mut self, n: u8) -> Result<u64, OpError> {
+        self.crs
+            .get(usize::from(n))
+            .copied()
+            .ok_or(OpError::Fault(Exception::InvalidOpcode))
+    }
+
+    fn write_cr(&mut self, n: u8, value: u64) -> Result<(), OpError> {
+        *self
+            .crs
+            .get_mut(usize::from(n))
+            .ok_or(OpError::Fault(Exception::InvalidOpcode))? = value;
+        Ok(())
+    }
+
+    fn read_dr(&mut self, n: u8) -> Result<u64, OpError> {
+        Ok(self.drs[usize::from(n & 7)])
+    }
+
+    fn write_dr(&mut self, n: u8, value: u64) -> Result<(), OpError> {
+        self.drs[usize::from(n & 7)] = value;
+        Ok(())
+    }
+
+    fn read_msr(&mut self, msr: u32) -> Result<u64, OpError> {
+        self.msrs
+            .get(&msr)
+            .copied()
+            .ok_or(OpError::Fault(Exception::GeneralProtection(0)))
+    }
+
+    fn write_msr(&mut self, msr: u32, value: u64) -> Result<(), OpError> {
+        self.msrs.insert(msr, value);
+        Ok(())
+    }
+}

@@ -1,0 +1,388 @@
+//! The decoder against iced-x86: instruction length, memory operand,
+//! registers and immediates agree on every opcode form the emulator accepts,
+//! in 16-, 32- and 64-bit modes, and on random byte strings.
+
+use iced_x86::{Decoder, DecoderOptions, Instruction, OpKind, Register};
+use kvm_x86_emulate::decode::{Operand, RegRef, decode};
+use kvm_x86_emulate::{Mode, Seg, Size};
+use proptest::prelude::*;
+
+const IP: u64 = 0x1000;
+
+fn bitness(m: Mode) -> u32 {
+    match m {
+        Mode::Prot64 => 64,
+        Mode::Prot32 => 32,
+        _ => 16,
+    }
+}
+
+fn iced(bytes: &[u8], mode: Mode) -> Instruction {
+    let ip = if mode.is_64() { IP } else { IP & 0xffff };
+    Decoder::with_ip(bitness(mode), bytes, ip, DecoderOptions::NONE).decode()
+}
+
+fn seg_of(r: Register) -> Option<Seg> {
+    Some(match r {
+        Register::ES => Seg::Es,
+        Register::CS => Seg::Cs,
+        Register::SS => Seg::Ss,
+        Register::DS => Seg::Ds,
+        Register::FS => Seg::Fs,
+        Register::GS => Seg::Gs,
+        _ => return None,
+    })
+}
+
+fn gpr_of(r: Register) -> Option<(RegRef, Size)> {
+    if !(r.is_gpr8() || r.is_gpr16() || r.is_gpr32() || r.is_gpr64()) {
+        return None;
+    }
+    let high = matches!(r, Register::AH | Register::CH | Register::DH | Register::BH);
+    let size = Size::from_bytes(r.size())?;
+    Some((
+        RegRef {
+            num: r.full_register().number() as u8,
+            high,
+        },
+        size,
+    ))
+}
+
+fn gpr_num(r: Register) -> Option<u8> {
+    gpr_of(r).map(|(rr, _)| rr.num)
+}
+
+/// Compare our decoding of `bytes` with iced's; `Ok(false)` when ours rejects.
+fn check(bytes: &[u8], mode: Mode) -> Result<bool, String> {
+    let Ok(ours) = decode(bytes, mode) else {
+        return Ok(false);
+    };
+    // The decoder reads exactly `len` bytes: the prefix decodes the same.
+    if decode(&bytes[..usize::from(ours.len)], mode) != Ok(ours) {
+        return Err(format!(
+            "{bytes:02x?} in {mode:?}: prefix of length {} decodes differently",
+            ours.len
+        ));
+    }
+    let theirs = iced(bytes, mode);
+    let ctx = || {
+        format!(
+            "{bytes:02x?} in {mode:?}: ours {ours:?} iced {theirs} ({:?})",
+            theirs.code()
+        )
+    };
+    if theirs.is_invalid() {
+        return Err(format!("iced says invalid: {}", ctx()));
+    }
+    if theirs.len() != usize::from(ours.len) {
+        return Err(format!(
+            "length {} vs iced {}: {}",
+            ours.len,
+            theirs.len(),
+            ctx()
+        ));
+    }
+    let asz = ours.addr_size;
+    let mut iced_regs = Vec::new();
+    let mut iced_imms = Vec::new();
+    let mut iced_mem = false;
+    for i in 0..theirs.op_count() {
+        match theirs.op_kind(i) {
+            OpKind::Register => {
+                if let Some(g) = gpr_of(theirs.op_register(i)) {
+                    iced_regs.push(g);
+                }
+            }
+            OpKind::Memory => iced_mem = true,
+            OpKind::NearBranch16 | OpKind::NearBranch32 | OpKind::NearBranch64 => {
+                iced_imms.push(("branch", theirs.near_branch_target()))
+            }
+            OpKind::FarBranch16 => iced_imms.push(("far", u64::from(theirs.far_branch16()))),
+            OpKind::FarBranch32 => iced_imms.push(("far", u64::from(theirs.far_branch32()))),
+            OpKind::Immediate8
+            | OpKind::Immediate8_2nd
+            | OpKind::Immediate16
+            | OpKind::Immediate32
+            | OpKind::Immediate64
+            | OpKind::Immediate8to16
+            | OpKind::Immediate8to32
+            | OpKind::Immediate8to64
+            | OpKind::Immediate32to64 => iced_imms.push(("imm", theirs.immediate(i))),
+            _ => {}
+        }
+    }
+    // Memory operand.
+    match (ours.mem, iced_mem) {
+        (Some(m), true) => {
+            let mut disp = theirs.memory_displacement64();
+            let our_disp = if m.rip_rel {
+                (IP + u64::from(ours.len)).wrapping_add(m.disp as u64)
+            } else {
+                m.disp as u64
+            };
+            if !m.rip_rel {
+                disp = asz.trunc(disp);
+            }
+            let base = theirs.memory_base();
+            let ok_base = if m.rip_rel {
+                base == Register::RIP || base == Register::EIP
+            } else {
+                m.base == gpr_num(base) && (m.base.is_some() || base == Register::None)
+            };
+            let idx = theirs.memory_index();
+            let ok_index = m.index == gpr_num(idx)
+                && (m.index.is_none() || m.scale as u32 == theirs.memory_index_scale());
+            let seg_ok = seg_of(theirs.memory_segment()) == Some(m.seg);
+            let disp_ok = asz.trunc(our_disp) == asz.trunc(disp);
+            if !(ok_base && ok_index && seg_ok && disp_ok) {
+                return Err(format!(
+                    "memory operand base {ok_base} index {ok_index} seg {seg_ok} disp {disp_ok} ({our_disp:#x} vs {disp:#x}): {}",
+                    ctx()
+                ));
+            }
+        }
+        (None, false) => {}
+        (Some(_), false) if ours.modrm.is_none() => {}
+        (None, true) if ours.modrm.is_none() => {}
+        (m, i) => {
+            return Err(format!(
+                "memory operand presence {} vs iced {i}: {}",
+                m.is_some(),
+                ctx()
+            ));
+        }
+    }
+    // Register operands (compare number, high-byte and width as a multiset).
+    let mut our_regs: Vec<(RegRef, Size)> = Vec::new();
+    for o in [ours.dst, ours.src, ours.src2] {
+        if let Operand::Reg(r, s) = o {
+            our_regs.push((r, s));
+        }
+    }
+    use kvm_x86_emulate::decode::table::Op;
+    // Implicit operands iced spells out: string ops (DX, rSI/rDI), XLAT ([rBX]), hint NOPs (a reg field).
+    if matches!(ours.op, Op::Str(_) | Op::Xlat | Op::Nop) {
+        return Ok(true);
+    }
+    let size_exempt = matches!(ours.op, Op::MovToSeg | Op::MovFromSeg | Op::Smsw | Op::Lmsw);
+    let key = |v: &Vec<(RegRef, Size)>| {
+        let mut k: Vec<(u8, bool, Option<Size>)> = v
+            .iter()
+            .map(|(r, s)| (r.num, r.high, if size_exempt { None } else { Some(*s) }))
+            .collect();
+        k.sort_by_key(|x| (x.0, x.1));
+        k
+    };
+    if key(&our_regs) != key(&iced_regs) {
+        return Err(format!(
+            "registers {:?} vs iced {:?}: {}",
+            key(&our_regs),
+            key(&iced_regs),
+            ctx()
+        ));
+    }
+    // Immediates / branch targets.
+    let mut ours_imm = Vec::new();
+    for o in [ours.dst, ours.src, ours.src2] {
+        if let Operand::Imm(v, s) = o {
+            ours_imm.push((v, s));
+        }
+    }
+    let is_branch = iced_imms.iter().any(|(k, _)| *k == "branch");
+    if is_branch {
+        let Some((rel, _)) = ours_imm.first() else {
+            return Err(format!("no branch operand: {}", ctx()));
+        };
+        let next = if mode.is_64() { IP } else { IP & 0xffff } + u64::from(ours.len);
+        let target = ours.op_size.trunc(next.wrapping_add(*rel));
+        let Some((_, t)) = iced_imms.iter().find(|(k, _)| *k == "branch") else {
+            unreachable!()
+        };
+        if target != *t {
+            return Err(format!("branch target {target:#x} vs {t:#x}: {}", ctx()));
+        }
+    } else if iced_imms.iter().any(|(k, _)| *k == "far") {
+        let Some((v, _)) = ours_imm.first() else {
+            return Err(format!("no far ptr: {}", ctx()));
+        };
+        let Some((_, t)) = iced_imms.iter().find(|(k, _)| *k == "far") else {
+            unreachable!()
+        };
+        if v & 0xffff_ffff != *t || (v >> 32) as u16 != theirs.far_branch_selector() {
+            return Err(format!("far pointer: {}", ctx()));
+        }
+    } else {
+        // The implicit 1 of D0/D1 is an immediate for iced too.
+        if ours_imm.len() != iced_imms.len() {
+            return Err(format!(
+                "immediate count {} vs {}: {}",
+                ours_imm.len(),
+                iced_imms.len(),
+                ctx()
+            ));
+        }
+        for ((v, s), (_, t)) in ours_imm.iter().zip(iced_imms.iter()) {
+            if s.trunc(*v) != s.trunc(*t) {
+                return Err(format!("immediate {v:#x} vs {t:#x}: {}", ctx()));
+            }
+        }
+    }
+    Ok(true)
+}
+
+const MODES: [Mode; 4] = [Mode::Real, Mode::Prot16, Mode::Prot32, Mode::Prot64];
+
+fn prefix_sets(mode: Mode) -> Vec<Vec<u8>> {
+    let mut v: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0x66],
+        vec![0x67],
+        vec![0xf3],
+        vec![0xf2],
+        vec![0xf0],
+        vec![0x2e],
+        vec![0x64, 0x66, 0x67],
+    ];
+    if mode.is_64() {
+        for rex in [0x40, 0x41, 0x42, 0x44, 0x48, 0x4f] {
+            v.push(vec![rex]);
+            v.push(vec![0x66, rex]);
+        }
+        v.push(vec![0x48, 0x66]); // REX not last: ignored
+        v.push(vec![0xf0, 0x48]);
+    }
+    v
+}
+
+/// Every opcode in both maps with every ModRM byte (and a varying SIB and
+/// filler bytes for displacement/immediates), under a set of prefixes.
+fn every_accepted_form_matches_iced(mode: Mode) {
+    let mut accepted = 0usize;
+    let mut failures = Vec::new();
+    for pfx in prefix_sets(mode) {
+        for map in [false, true] {
+            for op in 0u16..256 {
+                let op = op as u8;
+                for modrm in 0u16..256 {
+                    let modrm = modrm as u8;
+                    let mut b = pfx.clone();
+                    if map {
+                        b.push(0x0f);
+                    }
+                    b.push(op);
+                    b.push(modrm);
+                    // SIB, then distinct filler bytes.
+                    b.push(modrm.rotate_left(3) ^ op);
+                    b.extend_from_slice(&[
+                        0x81, 0x92, 0xa3, 0xb4, 0xc5, 0xd6, 0xe7, 0xf8, 0x09, 0x1a, 0x2b,
+                    ]);
+                    match check(&b, mode) {
+                        Ok(true) => accepted += 1,
+                        Ok(false) => {}
+                        Err(e) => failures.push(e),
+                    }
+                }
+            }
+        }
+    }
+    summarize(&failures);
+    assert!(
+        accepted > 20_000,
+        "only {accepted} forms accepted in {mode:?}"
+    );
+}
+
+#[test]
+fn every_accepted_form_matches_iced_real() {
+    every_accepted_form_matches_iced(Mode::Real);
+}
+
+#[test]
+fn every_accepted_form_matches_iced_prot16() {
+    every_accepted_form_matches_iced(Mode::Prot16);
+}
+
+#[test]
+fn every_accepted_form_matches_iced_prot32() {
+    every_accepted_form_matches_iced(Mode::Prot32);
+}
+
+#[test]
+fn every_accepted_form_matches_iced_prot64() {
+    every_accepted_form_matches_iced(Mode::Prot64);
+}
+
+/// Random byte strings (biased towards prefixes and emulated opcodes): every
+/// one the decoder accepts agrees with iced.
+#[test]
+fn random_bytes_match_iced_bulk() {
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut failures = Vec::new();
+    for i in 0..200_000u32 {
+        let mut b = [0u8; 16];
+        for c in b.chunks_mut(8) {
+            c.copy_from_slice(&next().to_le_bytes()[..c.len()]);
+        }
+        let r = next();
+        let np = (r % 4) as usize;
+        let prefixes = [0x66, 0x67, 0xf3, 0xf2, 0xf0, 0x26, 0x64, 0x48, 0x41, 0x0f];
+        for j in 0..np {
+            b[j] = prefixes[((r >> (8 + 4 * j)) % prefixes.len() as u64) as usize];
+        }
+        let mode = MODES[(i % 4) as usize];
+        if let Err(e) = check(&b, mode) {
+            failures.push(e);
+        }
+    }
+    summarize(&failures);
+}
+
+fn summarize(failures: &[String]) {
+    if failures.is_empty() {
+        return;
+    }
+    let mut kinds: std::collections::BTreeMap<String, (usize, &String)> = Default::default();
+    for f in failures {
+        let k = format!(
+            "{} | {}",
+            &f[..f.find(':').unwrap_or(10).min(30)],
+            f.split("iced ")
+                .last()
+                .unwrap_or("")
+                .split('(')
+                .nth(1)
+                .unwrap_or("")
+        );
+        kinds.entry(k).or_insert((0, f)).0 += 1;
+    }
+    let mut msg = String::new();
+    for (k, (n, f)) in kinds
+        .iter()
+        .filter(|(k, _)| std::env::var("KIND").map_or(true, |x| k.contains(&x)))
+        .take(40)
+    {
+        msg += &format!("{n:6} {k}\n        {}\n", &f[..f.len().min(200)]);
+    }
+    panic!(
+        "{} mismatches in {} kinds:\n{msg}",
+        failures.len(),
+        kinds.len()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #[test]
+    fn random_bytes_match_iced(bytes in proptest::collection::vec(any::<u8>(), 1..16), m in 0usize..4) {
+        if let Err(e) = check(&bytes, MODES[m]) {
+            prop_assert!(false, "{}", e);
+        }
+    }
+}
