@@ -1,0 +1,256 @@
+//! What the exit handlers and the run loop need from the rest of the
+//! driver, as traits. The driver implements them by calling the MMU
+//! (`kvm-mmu`), the emulator (`kvm-x86-emulate`), the devices
+//! (`kvm-devices`), the VCPU's CPUID table and the generic MSR/CR code of
+//! `kvm_x86.c` (§9.8); tests implement them with fakes. No dependency on
+//! those crates here.
+
+use crate::cpu::CpuidResult;
+use crate::qualification::{IoDirection, TaskSwitchSource};
+use crate::vcpu::{MmioExit, VmxVcpu};
+use crate::vmcs::Vmcs;
+
+/// The SDT probes fired from VMX code (inventory §4). The driver turns
+/// each into its `__dtrace_probe_kvm__*` call; arguments as in the C
+/// driver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// `kvm-vexit`: guest RIP, raw exit reason.
+    Vexit {
+        rip: u64,
+        exit_reason: u32,
+    },
+    /// `kvm-vrun`: guest RIP.
+    Vrun {
+        rip: u64,
+    },
+    /// `kvm-vmx-vmlaunch` / `kvm-vmx-vmresume`.
+    VmLaunch,
+    VmResume,
+    /// `kvm-cr`: cr, gpr, access type (0 mov-to, 1 mov-from, 2 clts, 3 lmsw).
+    Cr {
+        cr: u8,
+        gpr: u8,
+        access: u8,
+    },
+    /// `kvm-cr-write`, `kvm-cr-read`.
+    CrWrite {
+        cr: u8,
+        value: u64,
+    },
+    CrRead {
+        cr: u8,
+        value: u64,
+    },
+    /// `kvm-msr-read`, `kvm-msr-read-ex` (#GP), `kvm-msr-write`,
+    /// `kvm-msr-write-ex`.
+    MsrRead {
+        msr: u32,
+        data: u64,
+    },
+    MsrReadEx {
+        msr: u32,
+    },
+    MsrWrite {
+        msr: u32,
+        data: u64,
+    },
+    MsrWriteEx {
+        msr: u32,
+        data: u64,
+    },
+    /// `kvm-inj-virq`.
+    InjVirq {
+        irq: u8,
+    },
+    /// `kvm-page-fault`: GPA and exit qualification for EPT violations.
+    PageFault {
+        addr: u64,
+        code: u64,
+    },
+    /// `kvm-hypercall`: nr, a0–a3.
+    Hypercall {
+        nr: u64,
+        args: [u64; 4],
+    },
+    /// `kvm-pio`: out, port, size, count.
+    Pio {
+        out: bool,
+        port: u16,
+        size: u8,
+        count: u64,
+    },
+    /// `kvm-vmx-vmread`: field, value.
+    VmxVmread {
+        field: u32,
+        value: u64,
+    },
+    /// `kvm-vmx-vmwrite`: field, value, error (0 ok, 1 VMfailInvalid,
+    /// 2 VMfailValid).
+    VmxVmwrite {
+        field: u32,
+        value: u64,
+        err: u8,
+    },
+    /// `kvm-vmx-vmptrld`, `kvm-vmx-vmclear`: VMCS physical address.
+    VmxVmptrld {
+        pa: u64,
+    },
+    VmxVmclear {
+        pa: u64,
+    },
+    /// `kvm-vmx-invept`: EPTP, GPA (0: whole context).
+    VmxInvept {
+        eptp: u64,
+        gpa: u64,
+    },
+    /// `kvm-vmx-invvpid`: VPID, GVA.
+    VmxInvvpid {
+        vpid: u16,
+        gva: u64,
+    },
+}
+
+/// Where probes go; the default drops them.
+pub trait ProbeSink {
+    fn probe(&mut self, _p: Probe) {}
+}
+
+/// The interrupt controllers' view (`kvm_cpu_has_interrupt`,
+/// `kvm_cpu_get_interrupt`: LAPIC first, then the PIC's ExtINT).
+pub trait InterruptSource {
+    /// An interrupt is deliverable to this VCPU.
+    fn has_interrupt(&mut self) -> bool;
+    /// Acknowledge and return the highest-priority one.
+    fn get_interrupt(&mut self) -> Option<u8>;
+}
+
+/// A fault the generic code wants raised in the guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// #GP(error code).
+    Gp(u32),
+    /// #UD.
+    Ud,
+}
+
+/// A control register write the generic code decides (`kvm_set_cr0/3/4/8`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlRegister {
+    Cr0,
+    Cr3,
+    Cr4,
+    Cr8,
+}
+
+/// The outcome of instruction emulation or of the MMU's fault handler
+/// (`emulate_instruction`, `kvm_mmu_page_fault`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emulation {
+    /// Done; the guest state is updated (RIP included).
+    Done,
+    /// An MMIO access userspace must complete (`EMULATE_DO_MMIO`).
+    Mmio(MmioExit),
+    /// The emulator could not handle the instruction (`EMULATE_FAIL`).
+    Failed,
+}
+
+/// Why the emulator is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EmulationReason {
+    /// INS/OUTS.
+    StringIo,
+    /// An access to the APIC-access page.
+    ApicAccess { offset: u16 },
+    /// #UD intercepted: the emulator may know the instruction
+    /// (`EMULTYPE_TRAP_UD`, e.g. VMMCALL patched to VMCALL).
+    InvalidOpcode,
+    /// Re-execute after userspace answered an MMIO read
+    /// (`EMULTYPE_NO_DECODE`).
+    CompleteMmio,
+    /// #GP/#SS with error code 0 in vm86 real mode (e.g. an address-size
+    /// prefix; `handle_rmode_exception`).
+    RealModeFault,
+}
+
+/// Everything an exit handler may ask of the rest of the driver.
+pub trait ExitEnv: InterruptSource + ProbeSink {
+    /// CPUID leaf `function`/`index` from the VCPU's table (`KVM_SET_CPUID2`);
+    /// `None`: all zero (`kvm_emulate_cpuid`).
+    fn cpuid(&mut self, function: u32, index: u32) -> Option<CpuidResult>;
+    /// RDMSR of an MSR not kept in the VMCS (`kvm_get_msr_common` and the
+    /// shared MSRs); `Err` → #GP (the original's default for unknown MSRs).
+    fn get_msr(&mut self, vcpu: &mut VmxVcpu, msr: u32) -> Result<u64, Fault>;
+    /// WRMSR likewise.
+    fn set_msr(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        msr: u32,
+        data: u64,
+    ) -> Result<(), Fault>;
+    /// MOV to CR0/3/4/8 with the architectural checks; updates the VMCS
+    /// through `setup::set_cr0_bits`/`set_cr4_bits` and resets the MMU
+    /// context as needed.
+    fn set_cr(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        cr: ControlRegister,
+        value: u64,
+    ) -> Result<(), Fault>;
+    /// CR8 (the LAPIC TPR >> 4).
+    fn cr8(&mut self) -> u64;
+    /// LMSW of the low 4 bits of `value` (`kvm_lmsw`).
+    fn lmsw(&mut self, vcpu: &mut VmxVcpu, v: &mut dyn Vmcs, value: u16);
+    /// An in-kernel device on the PIO bus took the access (`kernel_pio`);
+    /// for IN it filled `data`.
+    fn pio(&mut self, direction: IoDirection, port: u16, data: &mut [u8]) -> bool;
+    /// The PIO data page shared with userspace (`vcpu->arch.pio_data`).
+    fn pio_page(&mut self) -> &mut [u8];
+    /// Run the emulator on the instruction at guest RIP.
+    fn emulate(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        reason: EmulationReason,
+    ) -> Emulation;
+    /// EPT violation at `gpa` (`kvm_mmu_page_fault`): map it, or emulate
+    /// the access as MMIO.
+    fn page_fault(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        gpa: u64,
+        error_code: u32,
+    ) -> Emulation;
+    /// INVLPG of `gva` (`kvm_mmu_invlpg`).
+    fn invlpg(&mut self, gva: u64);
+    /// Emulate a task switch (`kvm_task_switch`); false → userspace gets an
+    /// internal error.
+    fn task_switch(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        selector: u16,
+        source: TaskSwitchSource,
+    ) -> bool;
+    /// The LAPIC, IOAPIC and PIC live in the kernel (`irqchip_in_kernel`).
+    fn irqchip_in_kernel(&self) -> bool;
+    /// The Hyper-V hypercall page is enabled (`kvm_hv_hypercall_enabled`).
+    fn hyperv_hypercalls(&self) -> bool {
+        false
+    }
+    /// The host scheduler wants this CPU (`CPU->cpu_runrun ||
+    /// CPU->cpu_kprunrun`).
+    fn host_wants_cpu(&self) -> bool;
+    /// `vmx_load_host_state`: put the host's selectors, LDT, TSS and
+    /// KERNEL_GS_BASE back now ([`crate::host::HostSwitch::load`] on this
+    /// CPU), so the guest's KERNEL_GS_BASE is in `vcpu.host_switch` and the
+    /// shared MSRs are re-applied on the next entry.
+    fn load_host_state(&mut self, vcpu: &mut VmxVcpu);
+    /// Host TSC (for the guest's IA32_TIME_STAMP_COUNTER).
+    fn host_tsc(&self) -> u64 {
+        0
+    }
+}
