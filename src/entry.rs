@@ -18,11 +18,15 @@ use kvm_ioctl::{Dev, DevmapChunk, Driver, Errno};
 
 use crate::ddi::{DevT, Offset};
 use crate::illumos::platform::{IllumosPlatform, IoctlUser};
+use crate::illumos::services::{IllumosServices, UmemCookie};
 use crate::illumos::{cpu::HostCpu, log};
+use crate::vm::VmBackend;
 
-/// The subsystems behind the ioctls. Until the VMX core lands every VM and
-/// VCPU request answers `ENOTSUP` and changes nothing.
-type KernelBackend = kvm_ioctl::Unimplemented;
+/// The subsystems behind the ioctls: memslots, dirty log, irqchip, PIT,
+/// coalesced MMIO, LAPIC state, CPUID. Until the VMX run loop is wired in
+/// (`crate::vm::NoVmx`), KVM_RUN and the register ioctls answer `ENOTSUP`
+/// and change nothing.
+type KernelBackend = VmBackend<IllumosServices>;
 type KernelDriver = Driver<IllumosPlatform, KernelBackend>;
 
 /// The attached driver, or null.
@@ -49,9 +53,9 @@ trait UmemChunk {
     fn umem(&self) -> Option<(*mut c_void, usize)>;
 }
 
-impl UmemChunk for DevmapChunk<()> {
+impl UmemChunk for DevmapChunk<UmemCookie> {
     fn umem(&self) -> Option<(*mut c_void, usize)> {
-        None
+        (!self.cookie.0.is_null()).then_some((self.cookie.0, self.len))
     }
 }
 
@@ -78,7 +82,8 @@ pub extern "C" fn kvm_rs_attach() -> c_int {
         log::warn_str("kvm: cannot create the minor id space");
         return Errno::ENOMEM.code();
     };
-    let driver = Box::into_raw(Box::new(Driver::new(platform, KernelBackend::default())));
+    let backend = VmBackend::new(IllumosServices::new());
+    let driver = Box::into_raw(Box::new(Driver::new(platform, backend)));
     if DRIVER
         .compare_exchange(ptr::null_mut(), driver, Ordering::AcqRel, Ordering::Acquire)
         .is_err()

@@ -15,6 +15,7 @@
 //! validated, and writes longer than the 8-byte data field exit instead of
 //! overflowing it.
 
+use alloc::vec::Vec;
 /// Maximum zones (`KVM_COALESCED_MMIO_ZONE_MAX`).
 pub const KVM_COALESCED_MMIO_ZONE_MAX: usize = 100;
 /// Free slots that must remain for a write to be coalesced (`KVM_MAX_VCPUS`).
@@ -120,8 +121,9 @@ pub enum MmioWrite {
 /// The coalesced-MMIO device (port of `struct kvm_coalesced_mmio_dev`).
 #[derive(Clone, Debug)]
 pub struct CoalescedMmio {
-    zones: [CoalescedMmioZone; KVM_COALESCED_MMIO_ZONE_MAX],
-    nb_zones: usize,
+    /// At most [`KVM_COALESCED_MMIO_ZONE_MAX`], in kmem rather than an
+    /// inline 1.6 KB array (kernel stack budget).
+    zones: Vec<CoalescedMmioZone>,
 }
 
 impl Default for CoalescedMmio {
@@ -133,36 +135,29 @@ impl Default for CoalescedMmio {
 impl CoalescedMmio {
     /// No zones.
     pub const fn new() -> Self {
-        Self {
-            zones: [CoalescedMmioZone {
-                addr: 0,
-                size: 0,
-                pad: 0,
-            }; KVM_COALESCED_MMIO_ZONE_MAX],
-            nb_zones: 0,
-        }
+        Self { zones: Vec::new() }
     }
 
     /// The registered zones.
     pub fn zones(&self) -> &[CoalescedMmioZone] {
-        self.zones.get(..self.nb_zones).unwrap_or(&[])
+        &self.zones
     }
 
     /// KVM_REGISTER_COALESCED_MMIO.
     pub fn register(&mut self, zone: CoalescedMmioZone) -> Result<(), ZoneError> {
-        let slot = self
-            .zones
-            .get_mut(self.nb_zones)
-            .ok_or(ZoneError::NoSpace)?;
-        *slot = zone;
-        self.nb_zones += 1;
+        if self.zones.len() >= KVM_COALESCED_MMIO_ZONE_MAX {
+            return Err(ZoneError::NoSpace);
+        }
+        // ioctl context: the allocation may sleep.
+        self.zones.try_reserve(1).map_err(|_| ZoneError::NoSpace)?;
+        self.zones.push(zone);
         Ok(())
     }
 
     /// KVM_UNREGISTER_COALESCED_MMIO: drop every zone inside `range`
     /// (the last zone moves into the hole, as in the C).
     pub fn unregister(&mut self, range: CoalescedMmioZone) {
-        let mut i = self.nb_zones;
+        let mut i = self.zones.len();
         while i > 0 {
             i -= 1;
             let inside = self
@@ -170,11 +165,7 @@ impl CoalescedMmio {
                 .get(i)
                 .is_some_and(|z| range.contains(z.addr, u64::from(z.size)));
             if inside {
-                self.nb_zones -= 1;
-                let last = self.zones.get(self.nb_zones).copied().unwrap_or_default();
-                if let Some(z) = self.zones.get_mut(i) {
-                    *z = last;
-                }
+                self.zones.swap_remove(i);
             }
         }
     }

@@ -9,6 +9,8 @@
 //! the table stays a plain value the platform can copy-on-write.
 
 /// Maximum devices per bus (`NR_IOBUS_DEVS`).
+use alloc::vec::Vec;
+
 pub const NR_IOBUS_DEVS: usize = 200;
 
 /// Which bus (`enum kvm_bus`).
@@ -51,8 +53,10 @@ impl<D> IoRange<D> {
 /// A bus: up to [`NR_IOBUS_DEVS`] ranges, each naming a device handle `D`.
 #[derive(Clone, Debug)]
 pub struct IoBus<D: Copy> {
-    devs: [Option<IoRange<D>>; NR_IOBUS_DEVS],
-    count: usize,
+    /// In registration order, at most [`NR_IOBUS_DEVS`]. In kmem, not
+    /// inline: a 200-entry array would make every VM (and whatever
+    /// constructs one) carry kilobytes on the 20 KiB kernel stack.
+    devs: Vec<IoRange<D>>,
 }
 
 impl<D: Copy> Default for IoBus<D> {
@@ -64,20 +68,17 @@ impl<D: Copy> Default for IoBus<D> {
 impl<D: Copy> IoBus<D> {
     /// An empty bus.
     pub const fn new() -> Self {
-        Self {
-            devs: [None; NR_IOBUS_DEVS],
-            count: 0,
-        }
+        Self { devs: Vec::new() }
     }
 
     /// Number of registered devices.
     pub fn len(&self) -> usize {
-        self.count
+        self.devs.len()
     }
 
     /// Whether no device is registered.
     pub fn is_empty(&self) -> bool {
-        self.count == 0
+        self.devs.is_empty()
     }
 
     /// Port of `kvm_io_bus_register_dev`.
@@ -85,9 +86,12 @@ impl<D: Copy> IoBus<D> {
         if len == 0 || base.checked_add(len).is_none() {
             return Err(IoBusError::BadRange);
         }
-        let slot = self.devs.get_mut(self.count).ok_or(IoBusError::Full)?;
-        *slot = Some(IoRange { base, len, dev });
-        self.count += 1;
+        if self.devs.len() >= NR_IOBUS_DEVS {
+            return Err(IoBusError::Full);
+        }
+        // Registration runs in ioctl context, where allocation may sleep.
+        self.devs.try_reserve(1).map_err(|_| IoBusError::Full)?;
+        self.devs.push(IoRange { base, len, dev });
         Ok(())
     }
 
@@ -97,41 +101,18 @@ impl<D: Copy> IoBus<D> {
     where
         D: PartialEq,
     {
-        let mut kept = 0;
-        for i in 0..self.count {
-            let Some(entry) = self.devs.get(i).copied().flatten() else {
-                continue;
-            };
-            if entry.dev != dev {
-                if let Some(slot) = self.devs.get_mut(kept) {
-                    *slot = Some(entry);
-                }
-                kept += 1;
-            }
-        }
-        let removed = self.count - kept;
-        for slot in self.devs.iter_mut().skip(kept) {
-            *slot = None;
-        }
-        self.count = kept;
-        removed
+        let before = self.devs.len();
+        self.devs.retain(|r| r.dev != dev);
+        before - self.devs.len()
     }
 
-    /// The device that handles an access of `len` bytes at `addr`
-    /// (port of the search in `kvm_io_bus_read/write`); `None` means the
-    /// access exits to userspace.
     pub fn find(&self, addr: u64, len: u64) -> Option<IoRange<D>> {
-        self.devs
-            .iter()
-            .take(self.count)
-            .flatten()
-            .find(|r| r.contains(addr, len))
-            .copied()
+        self.devs.iter().find(|r| r.contains(addr, len)).copied()
     }
 
     /// Iterate the registrations in order.
     pub fn iter(&self) -> impl Iterator<Item = &IoRange<D>> {
-        self.devs.iter().take(self.count).flatten()
+        self.devs.iter()
     }
 }
 

@@ -209,7 +209,17 @@ impl RoutingTable {
             }
             v.push(*e);
         }
-        v.sort_by_key(|e| e.gsi);
+        // Stable by GSI without `sort_by_key`, whose merge sort keeps a 4 KiB
+        // scratch buffer on the (20 KiB) kernel stack: the insertion index
+        // breaks ties, so the unstable sort keeps the caller's order.
+        let mut keyed: Vec<(u32, usize, RoutingEntry)> = Vec::new();
+        keyed
+            .try_reserve_exact(v.len())
+            .map_err(|_| RoutingError::TooManyEntries)?;
+        keyed.extend(v.iter().enumerate().map(|(i, e)| (e.gsi, i, *e)));
+        keyed.sort_unstable_by_key(|&(gsi, i, _)| (gsi, i));
+        v.clear();
+        v.extend(keyed.into_iter().map(|(_, _, e)| e));
         Ok(Self { entries: v })
     }
 

@@ -7,5 +7,6 @@ pub mod kmem;
 pub mod log;
 pub mod panic;
 pub mod platform;
+pub mod services;
 pub mod sync;
 pub mod sys;

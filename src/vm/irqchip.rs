@@ -342,6 +342,9 @@ impl<L: kvm_devices::apic_bus::ApicSink> IrqChipSet for CStatus<'_, L> {
 
 /// KVM_CREATE_IRQCHIP (the dispatcher checked none exists): PIC pair on
 /// 0x20/0xa0/0x4d0, IOAPIC at 0xfec00000, the default routing table.
+// Out of line: its locals (ABI state structs) must not join the
+// dispatcher's frame (kernel stack budget, `make` --max-frame).
+#[inline(never)]
 pub(crate) fn create<S: Services>(vm: &VmShared<S>) -> Result<i32, Errno> {
     let table = RoutingTable::default_table().map_err(routing_errno)?;
     let mut d = vm.devices().lock();
@@ -375,6 +378,9 @@ pub(crate) fn create<S: Services>(vm: &VmShared<S>) -> Result<i32, Errno> {
 
 /// KVM_IRQ_LINE / KVM_IRQ_LINE_STATUS: `kvm_set_irq(kvm,
 /// KVM_USERSPACE_IRQ_SOURCE_ID, irq, level)`; the value is the status.
+// Out of line: its locals (ABI state structs) must not join the
+// dispatcher's frame (kernel stack budget, `make` --max-frame).
+#[inline(never)]
 pub(crate) fn irq_line<S: Services>(vm: &VmShared<S>, irq: u32, level: u32) -> Result<i32, Errno> {
     let mut d = vm.devices().lock();
     if d.irqchip.is_none() {
@@ -491,6 +497,9 @@ fn get_chip<T: Pod>(chip: &kvm_irqchip) -> Result<T, Errno> {
 }
 
 /// KVM_GET_IRQCHIP (`kvm_vm_ioctl_get_irqchip`).
+// Out of line: its locals (ABI state structs) must not join the
+// dispatcher's frame (kernel stack budget, `make` --max-frame).
+#[inline(never)]
 pub(crate) fn get<S: Services>(
     vm: &VmShared<S>,
     id: IrqchipId,
@@ -509,6 +518,9 @@ pub(crate) fn get<S: Services>(
 
 /// KVM_SET_IRQCHIP (`kvm_vm_ioctl_set_irqchip`; the PIC output is
 /// recomputed, `kvm_pic_update_irq`).
+// Out of line: its locals (ABI state structs) must not join the
+// dispatcher's frame (kernel stack budget, `make` --max-frame).
+#[inline(never)]
 pub(crate) fn set<S: Services>(
     vm: &VmShared<S>,
     id: IrqchipId,
@@ -565,6 +577,9 @@ fn routing_errno(e: RoutingError) -> Errno {
 
 /// KVM_SET_GSI_ROUTING (`kvm_set_irq_routing`): the table is built (and
 /// checked again) before it replaces the old one.
+// Out of line: its locals (ABI state structs) must not join the
+// dispatcher's frame (kernel stack budget, `make` --max-frame).
+#[inline(never)]
 pub(crate) fn set_gsi_routing<S: Services>(
     vm: &VmShared<S>,
     entries: &[kvm_irq_routing_entry],

@@ -22,6 +22,9 @@ use super::vm::VmShared;
 /// ports 0x40–0x43 and, with `KVM_PIT_SPEAKER_DUMMY`, the speaker port
 /// 0x61. Any failure undoes the earlier steps (ENOMEM, as the C's NULL
 /// return became).
+// Out of line: its locals (ABI state structs) must not join the
+// dispatcher's frame (kernel stack budget, `make` --max-frame).
+#[inline(never)]
 pub(crate) fn create<S: Services>(
     services: &Arc<S>,
     vm: &VmShared<S>,
@@ -37,21 +40,30 @@ pub(crate) fn create<S: Services>(
     if flags & KVM_PIT_SPEAKER_DUMMY != 0 {
         pio.register(0x61, 1, PioDev::Speaker).map_err(bus)?;
     }
-    let mut router = d.router.clone();
-    let source_id = router.request_source_id().ok_or(Errno::ENOMEM)?;
-    router
+    // The router is changed in place and rolled back on failure (cloning
+    // its notifier tables would put a kilobyte on the kernel stack).
+    let source_id = d.router.request_source_id().ok_or(Errno::ENOMEM)?;
+    if d.router
         .register_ack_notifier(0, PIT_NOTIFIER_TOKEN)
-        .map_err(|_| Errno::ENOMEM)?;
-    router
+        .is_err()
+    {
+        d.router.free_source_id(source_id);
+        return Err(Errno::ENOMEM);
+    }
+    if d.router
         .register_mask_notifier(0, PIT_NOTIFIER_TOKEN)
-        .map_err(|_| Errno::ENOMEM)?;
+        .is_err()
+    {
+        d.router.unregister_ack_notifier(PIT_NOTIFIER_TOKEN);
+        d.router.free_source_id(source_id);
+        return Err(Errno::ENOMEM);
+    }
     let mut pit = Pit::new(
         services.clock(),
         services.timer(TimerOwner::Pit { vm: vm.id() }),
     );
     pit.set_reinject(true);
     d.pio = pio;
-    d.router = router;
     d.pit = Some(PitDev {
         pit,
         flags,
@@ -117,6 +129,9 @@ pub fn pit_from_abi(s: &kvm_pit_state2) -> PitState2 {
 }
 
 /// KVM_GET_PIT2.
+// Out of line: its locals (ABI state structs) must not join the
+// dispatcher's frame (kernel stack budget, `make` --max-frame).
+#[inline(never)]
 pub(crate) fn get<S: Services>(vm: &VmShared<S>, out: &mut kvm_pit_state2) -> Result<i32, Errno> {
     let mut d = vm.devices().lock();
     let p = d.pit.as_mut().ok_or(Errno::ENXIO)?;
@@ -125,6 +140,9 @@ pub(crate) fn get<S: Services>(vm: &VmShared<S>, out: &mut kvm_pit_state2) -> Re
 }
 
 /// KVM_SET_PIT2 (flags validated by the dispatcher).
+// Out of line: its locals (ABI state structs) must not join the
+// dispatcher's frame (kernel stack budget, `make` --max-frame).
+#[inline(never)]
 pub(crate) fn set<S: Services>(vm: &VmShared<S>, st: &kvm_pit_state2) -> Result<i32, Errno> {
     let mut d = vm.devices().lock();
     let p = d.pit.as_mut().ok_or(Errno::ENXIO)?;

@@ -19,6 +19,7 @@
 //! * GET_VCPU_EVENTS first moves an NMI the LAPIC accepted into
 //!   `nmi_pending` (the C's LAPIC set `nmi_pending` directly).
 
+use alloc::boxed::Box;
 use alloc::sync::Arc;
 use core::ffi::CStr;
 
@@ -75,8 +76,11 @@ pub struct VcpuCore<S: Services> {
     has_lapic: bool,
     /// MP state of a VCPU without LAPIC (with one, the LAPIC holds it).
     mp_state: MpState,
-    /// KVM_SET_CPUID2's table (`cpuid_entries`, `cpuid_nent`).
-    pub cpuid: [kvm_cpuid_entry2; KVM_MAX_CPUID_ENTRIES],
+    /// KVM_SET_CPUID2's table (`cpuid_entries`, `cpuid_nent`). Boxed like
+    /// the other large members: a VCPU is built, then moved into its lock
+    /// and `Arc`, and every move of an inline 1.6 KB table would be a
+    /// kernel-stack copy.
+    pub cpuid: Box<[kvm_cpuid_entry2; KVM_MAX_CPUID_ENTRIES]>,
     /// Valid entries of [`Self::cpuid`].
     pub cpuid_nent: usize,
     /// `mcg_cap`.
@@ -84,7 +88,7 @@ pub struct VcpuCore<S: Services> {
     /// `mcg_ctl`.
     pub mcg_ctl: u64,
     /// `mce_banks` (CTL, STATUS, ADDR, MISC per bank).
-    pub mce_banks: [u64; KVM_MAX_MCE_BANKS as usize * 4],
+    pub mce_banks: Box<[u64]>,
     /// Pending/injected events.
     pub events: Events,
     /// KVM_SET_VAPIC_ADDR (`apic->vapic_addr`).
@@ -379,11 +383,11 @@ impl<S: Services, X: VmxSeam<S>> Vcpu<S, X> {
             } else {
                 MpState::Uninitialized
             },
-            cpuid: [kvm_cpuid_entry2::default(); KVM_MAX_CPUID_ENTRIES],
+            cpuid: zeroed_box(),
             cpuid_nent: 0,
             mcg_cap: 0,
             mcg_ctl: 0,
-            mce_banks: [0; KVM_MAX_MCE_BANKS as usize * 4],
+            mce_banks: alloc::vec![0; KVM_MAX_MCE_BANKS as usize * 4].into_boxed_slice(),
             events: Events::default(),
             vapic_addr: 0,
         };
@@ -458,4 +462,10 @@ impl<S: Services, X: VmxSeam<S>> Drop for Vcpu<S, X> {
 /// `kvm_lapic_state` bytes of a LAPIC (for tests and the VMX seam).
 pub fn lapic_to_abi(st: &LapicState) -> kvm_lapic_state {
     kvm_lapic_state { regs: st.regs }
+}
+
+/// A zeroed `T` allocated in kmem directly, never built on the stack.
+fn zeroed_box<T: kvm_ioctl::abi::Pod>() -> Box<T> {
+    // SAFETY: all-zero bytes are a valid `T: Pod`.
+    unsafe { Box::<T>::new_zeroed().assume_init() }
 }
