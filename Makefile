@@ -102,9 +102,9 @@ $(KMOD_STATICLIB): FORCE
 	  --features kernel --target $(HOST_TRIPLE) --target-dir $(KMOD_TARGET_DIR) \
 	  --crate-type staticlib
 
-GLUE_OBJS := $(BUILD)/kvm_glue.o $(BUILD)/kvm_services.o
+GLUE_OBJS := $(BUILD)/kvm_glue.o $(BUILD)/kvm_services.o $(BUILD)/kvm_vmx_glue.o
 
-$(BUILD)/%.o: src/glue/%.c src/glue/kvm_rs.h src/glue/kvm_glue.h | check-headers $(BUILD)
+$(BUILD)/%.o: src/glue/%.c src/glue/kvm_rs.h src/glue/kvm_glue.h src/glue/kvm_vmx_glue.h | check-headers $(BUILD)
 	$(CC) $(KERNEL_CFLAGS) -c $< -o $@
 
 $(KMODFIX): FORCE
