@@ -19,14 +19,15 @@ use kvm_ioctl::{Dev, DevmapChunk, Driver, Errno};
 use crate::ddi::{DevT, Offset};
 use crate::illumos::platform::{IllumosPlatform, IoctlUser};
 use crate::illumos::services::{IllumosServices, UmemCookie};
+use crate::illumos::vmx_host::IllumosVmxHost;
 use crate::illumos::{cpu::HostCpu, log};
 use crate::vm::VmBackend;
+use crate::vm::vmx::RealVmx;
 
 /// The subsystems behind the ioctls: memslots, dirty log, irqchip, PIT,
-/// coalesced MMIO, LAPIC state, CPUID. Until the VMX run loop is wired in
-/// (`crate::vm::NoVmx`), KVM_RUN and the register ioctls answer `ENOTSUP`
-/// and change nothing.
-type KernelBackend = VmBackend<IllumosServices>;
+/// coalesced MMIO, LAPIC state, CPUID, and the VMX run loop (KVM_RUN, the
+/// register ioctls) over HMA, context ops and the kernel trampoline.
+type KernelBackend = VmBackend<IllumosServices, RealVmx<IllumosVmxHost>>;
 type KernelDriver = Driver<IllumosPlatform, KernelBackend>;
 
 /// The attached driver, or null.
@@ -82,7 +83,9 @@ pub extern "C" fn kvm_rs_attach() -> c_int {
         log::warn_str("kvm: cannot create the minor id space");
         return Errno::ENOMEM.code();
     };
-    let backend = VmBackend::new(IllumosServices::new());
+    // Probes the VMCS configuration and the MSR list now (CPUID/RDMSR).
+    let vmx = RealVmx::new(IllumosVmxHost::new());
+    let backend = VmBackend::with_vmx(IllumosServices::new(), vmx);
     let driver = Box::into_raw(Box::new(Driver::new(platform, backend)));
     if DRIVER
         .compare_exchange(ptr::null_mut(), driver, Ordering::AcqRel, Ordering::Acquire)
@@ -108,6 +111,8 @@ pub extern "C" fn kvm_rs_detach() -> c_int {
                 // entry point can be running (no minor is open).
                 drop(unsafe { Box::from_raw(p) });
             }
+            // No VCPU thread is left: free the VCPUs' kick objects.
+            IllumosVmxHost::new().teardown();
             0
         }
     }

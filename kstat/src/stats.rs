@@ -132,13 +132,29 @@ pub struct Published<T> {
     zone: ZoneName,
 }
 
+impl<T> Published<T> {
+    /// `stats` and a copy of `zone`, built in kmem: a kstat array is ~1 KB,
+    /// and `Box::new(value)` may build the value on the kernel stack first.
+    /// `make` runs here, so the array it builds never sits in the
+    /// caller's (larger) frame.
+    #[inline(never)]
+    fn boxed(make: fn() -> T, zone: &[u8]) -> Box<Self> {
+        let mut b = Box::<Self>::new_uninit();
+        let p = b.as_mut_ptr();
+        // SAFETY: both fields are written before `assume_init`; `p` points
+        // into the fresh allocation.
+        unsafe {
+            core::ptr::addr_of_mut!((*p).stats).write(make());
+            core::ptr::addr_of_mut!((*p).zone).write(ZoneName::new(zone));
+            b.assume_init()
+        }
+    }
+}
+
 impl Published<VmStats> {
     /// The `vm` kstat data for a VM created by `pid` in zone `zone`.
     pub fn vm(pid: u64, zone: &[u8]) -> Box<Self> {
-        let mut b = Box::new(Self {
-            stats: VmStats::new(),
-            zone: ZoneName::new(zone),
-        });
+        let mut b = Self::boxed(VmStats::new, zone);
         b.stats.pid.set(pid);
         let Self { stats, zone } = &mut *b;
         stats.zonename.set_str(zone.as_cstr());
@@ -150,10 +166,7 @@ impl Published<VcpuStats> {
     /// The `vcpu-<vm id>` kstat data of a VCPU of VM `vm_id` (created by
     /// `pid` in zone `zone`).
     pub fn vcpu(vm_id: u64, pid: u64, zone: &[u8]) -> Box<Self> {
-        let mut b = Box::new(Self {
-            stats: VcpuStats::new(),
-            zone: ZoneName::new(zone),
-        });
+        let mut b = Self::boxed(VcpuStats::new, zone);
         b.stats.id.set(vm_id);
         b.stats.pid.set(pid);
         let Self { stats, zone } = &mut *b;

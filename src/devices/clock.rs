@@ -30,33 +30,90 @@ pub trait Timer {
 /// Nanoseconds per second.
 pub const NSEC_PER_SEC: u64 = 1_000_000_000;
 
+/// `(hi:lo) / d` and `(hi:lo) % d` for a 128-bit dividend whose quotient
+/// fits 64 bits (`hi < d`); `None` otherwise. Shift-and-subtract in 64-bit
+/// arithmetic: a `u128` division would call compiler_builtins'
+/// `__udivti3`, which the kernel module must not import.
+pub fn div_wide(hi: u64, lo: u64, d: u64) -> Option<(u64, u64)> {
+    if d == 0 || hi >= d {
+        return None;
+    }
+    let (mut r, mut q) = (hi, 0u64);
+    for i in (0..64).rev() {
+        let carry = r >> 63;
+        r = (r << 1) | ((lo >> i) & 1);
+        q <<= 1;
+        if carry != 0 || r >= d {
+            r = r.wrapping_sub(d);
+            q |= 1;
+        }
+    }
+    Some((q, r))
+}
+
+/// `a * b` as (high, low) 64-bit halves (a native `mul`, no libcall).
+fn mul_wide(a: u64, b: u64) -> (u64, u64) {
+    let p = u128::from(a) * u128::from(b);
+    ((p >> 64) as u64, p as u64)
+}
+
 /// `a * b / c`, rounded down, computed in 128 bits and saturated to `u64`.
 /// Port of `kvm_i8254.c:muldiv64` (which truncates the high word instead).
 pub fn muldiv(a: u64, b: u64, c: u64) -> u64 {
-    if c == 0 {
-        return u64::MAX;
-    }
-    let q = u128::from(a)
-        .saturating_mul(u128::from(b))
-        .checked_div(u128::from(c))
-        .unwrap_or(u128::MAX);
-    u64::try_from(q).unwrap_or(u64::MAX)
+    let (hi, lo) = mul_wide(a, b);
+    div_wide(hi, lo, c).map_or(u64::MAX, |(q, _)| q)
 }
 
 /// `a * b / c`, rounded up, computed in 128 bits and saturated to `u64`.
 pub fn muldiv_ceil(a: u64, b: u64, c: u64) -> u64 {
-    if c == 0 {
-        return u64::MAX;
+    let (hi, lo) = mul_wide(a, b);
+    match div_wide(hi, lo, c) {
+        Some((q, 0)) => q,
+        Some((q, _)) => q.saturating_add(1),
+        None => u64::MAX,
     }
-    let n = u128::from(a).saturating_mul(u128::from(b));
-    let c = u128::from(c);
-    let q = n.checked_div(c).unwrap_or(u128::MAX);
-    let q = if n.checked_rem(c).unwrap_or(0) != 0 {
-        q.saturating_add(1)
-    } else {
-        q
-    };
-    u64::try_from(q).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod wide_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The 128-bit reference is the compiler's own u128 arithmetic.
+        #[test]
+        fn div_wide_matches_u128_division(hi in any::<u64>(), lo in any::<u64>(), d in any::<u64>()) {
+            let n = (u128::from(hi) << 64) | u128::from(lo);
+            let want = (d != 0 && n / u128::from(d) <= u128::from(u64::MAX))
+                .then(|| ((n / u128::from(d)) as u64, (n % u128::from(d)) as u64));
+            prop_assert_eq!(div_wide(hi, lo, d), want);
+        }
+
+        #[test]
+        fn muldiv_matches_saturating_u128(a in any::<u64>(), b in any::<u64>(), c in any::<u64>()) {
+            let n = u128::from(a) * u128::from(b);
+            let floor = if c == 0 { u64::MAX } else { u64::try_from(n / u128::from(c)).unwrap_or(u64::MAX) };
+            prop_assert_eq!(muldiv(a, b, c), floor);
+            let ceil = if c == 0 { u64::MAX } else {
+                let q = n / u128::from(c) + u128::from(n % u128::from(c) != 0);
+                u64::try_from(q).unwrap_or(u64::MAX)
+            };
+            prop_assert_eq!(muldiv_ceil(a, b, c), ceil);
+        }
+    }
+
+    #[test]
+    fn edge_cases() {
+        assert_eq!(div_wide(0, 7, 2), Some((3, 1)));
+        assert_eq!(div_wide(1, 0, 2), Some((1 << 63, 0)));
+        assert_eq!(div_wide(2, 0, 2), None);
+        assert_eq!(
+            div_wide(u64::MAX - 1, u64::MAX, u64::MAX),
+            Some((u64::MAX, u64::MAX - 1))
+        );
+        assert_eq!(muldiv(u64::MAX, u64::MAX, 1), u64::MAX);
+        assert_eq!(muldiv(1_193_182, 1_000_000_000, 1_193_182), 1_000_000_000);
+    }
 }
 
 /// A fake clock and timer for tests: the test moves time by hand.

@@ -206,6 +206,11 @@ fn bcd_to_bin(v: u32) -> u64 {
     if n == 0 { 10_000 } else { n }
 }
 
+/// `a % m` for a modulus that is never 0 (a count of 0 means 65536 or
+/// 10000): without a divide-by-zero panic path in the kernel.
+fn rem(a: u64, m: u64) -> u64 {
+    a.checked_rem(m).unwrap_or(0)
+}
 fn bin_to_bcd(v: u64) -> u16 {
     let v = v % 10_000;
     ((v % 10) | ((v / 10 % 10) << 4) | ((v / 100 % 10) << 8) | ((v / 1000) << 12)) as u16
@@ -242,8 +247,8 @@ impl Channel {
         let n = self.modulus();
         let v = match (self.mode, self.ticks(now)) {
             (Some(mode), Some(d)) if !self.held() => match mode {
-                PitMode::RateGenerator => n - d % n,
-                PitMode::SquareWave => n - d.wrapping_mul(2) % n,
+                PitMode::RateGenerator => n - rem(d, n),
+                PitMode::SquareWave => n - rem(d.wrapping_mul(2), n),
                 _ => {
                     let wrap = if self.bcd { 10_000 } else { 0x1_0000 };
                     (n + wrap - d % wrap) % wrap
@@ -270,8 +275,8 @@ impl Channel {
         let n = self.modulus();
         match mode {
             PitMode::InterruptOnTerminalCount | PitMode::RetriggerableOneShot => d >= n,
-            PitMode::RateGenerator => d % n != n - 1,
-            PitMode::SquareWave => d % n < n.div_ceil(2),
+            PitMode::RateGenerator => rem(d, n) != n - 1,
+            PitMode::SquareWave => rem(d, n) < n.div_ceil(2),
             PitMode::SoftwareStrobe | PitMode::HardwareStrobe => d != n,
         }
     }

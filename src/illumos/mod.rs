@@ -10,3 +10,4 @@ pub mod platform;
 pub mod services;
 pub mod sync;
 pub mod sys;
+pub mod vmx_host;

@@ -98,3 +98,112 @@ unsafe extern "C" {
 }
 
 const _: () = assert!(core::mem::size_of::<KMutexRaw>() == crate::ddi::KMUTEX_SIZE);
+
+// ---------------------------------------------------------------------------
+// VMX host (src/illumos/vmx_host.rs): appended section, owned by the VMX
+// host. The kernel functions below are illumos exports already in
+// tools/kmodfix/allowlist.txt (part 1: the C driver imported them); the
+// kvm_vmx_glue_* functions are src/glue/kvm_vmx_glue.c.
+// ---------------------------------------------------------------------------
+
+/// `kcondvar_t` (`<sys/condvar.h>`: `ushort_t _opaque`, 2 bytes).
+#[repr(C)]
+pub struct KCondvarRaw {
+    _opaque: u16,
+}
+
+impl KCondvarRaw {
+    pub const fn zeroed() -> Self {
+        Self { _opaque: 0 }
+    }
+}
+
+/// `CV_DRIVER` (`<sys/condvar.h>` `kcv_type_t`).
+pub const CV_DRIVER: c_int = 1;
+
+/// `hma_fpu_t` (`<sys/hma.h>`): opaque.
+#[repr(C)]
+pub struct HmaFpu {
+    _opaque: [u8; 0],
+}
+
+/// The per-CPU table size of the VMX host; `KVM_VMX_MAX_CPUS` in
+/// kvm_vmx_glue.h (which asserts `NCPU <= KVM_VMX_MAX_CPUS`).
+pub const KVM_VMX_MAX_CPUS: usize = 256;
+
+unsafe extern "C" {
+    /// `void cv_init(kcondvar_t *, char *, kcv_type_t, void *)`.
+    pub fn cv_init(cv: *mut KCondvarRaw, name: *const c_char, ty: c_int, arg: *mut c_void);
+    /// `void cv_destroy(kcondvar_t *)`.
+    pub fn cv_destroy(cv: *mut KCondvarRaw);
+    /// `void cv_broadcast(kcondvar_t *)`: never sleeps.
+    pub fn cv_broadcast(cv: *mut KCondvarRaw);
+    /// `int cv_wait_sig_swap(kcondvar_t *, kmutex_t *)`: 0 if a signal
+    /// interrupted the wait, > 0 otherwise.
+    pub fn cv_wait_sig_swap(cv: *mut KCondvarRaw, m: *mut KMutexRaw) -> c_int;
+    /// `void poke_cpu(int cpun)` (`<sys/cpuvar.h>`).
+    pub fn poke_cpu(cpun: c_int);
+    /// `hrtime_t tsc_gethrtime_tick_delta(void)` (`<sys/machsystm.h>`).
+    pub fn tsc_gethrtime_tick_delta() -> i64;
+    /// `void reset_gdtr_limit(void)` (`<sys/archsystm.h>`).
+    pub fn reset_gdtr_limit();
+    /// `int smt_acquire(void)`: 1 acquired, 0 busy, -1 should migrate
+    /// (`<sys/smt.h>`).
+    pub fn smt_acquire() -> c_int;
+    /// `void smt_release(void)`.
+    pub fn smt_release();
+    /// `void smt_mark_as_vcpu(void)`.
+    pub fn smt_mark_as_vcpu();
+    /// `uint16_t hma_vmx_vpid_alloc(void)`: 0 when none is left
+    /// (`<sys/hma.h>`).
+    pub fn hma_vmx_vpid_alloc() -> u16;
+    /// `void hma_vmx_vpid_free(uint16_t)`.
+    pub fn hma_vmx_vpid_free(vpid: u16);
+    /// `hma_fpu_t *hma_fpu_alloc(int kmflag)`.
+    pub fn hma_fpu_alloc(kmflag: c_int) -> *mut HmaFpu;
+    /// `void hma_fpu_free(hma_fpu_t *)`.
+    pub fn hma_fpu_free(fpu: *mut HmaFpu);
+    /// `int hma_fpu_init(hma_fpu_t *)`: 0 on success.
+    pub fn hma_fpu_init(fpu: *mut HmaFpu) -> c_int;
+    /// `void hma_fpu_start_guest(hma_fpu_t *)`: preemption disabled.
+    pub fn hma_fpu_start_guest(fpu: *mut HmaFpu);
+    /// `void hma_fpu_stop_guest(hma_fpu_t *)`: preemption disabled.
+    pub fn hma_fpu_stop_guest(fpu: *mut HmaFpu);
+    /// `void hma_fpu_get_fxsave_state(const hma_fpu_t *, struct fxsave_state *)`
+    /// (512 bytes, 16-byte aligned).
+    pub fn hma_fpu_get_fxsave_state(fpu: *const HmaFpu, fx: *mut c_void);
+    /// `int hma_fpu_set_fxsave_state(hma_fpu_t *, const struct fxsave_state *)`:
+    /// 0, or EINVAL when the image is rejected.
+    pub fn hma_fpu_set_fxsave_state(fpu: *mut HmaFpu, fx: *const c_void) -> c_int;
+
+    // src/glue/kvm_vmx_glue.h.
+    pub fn kvm_vmx_glue_cpu_id() -> u32;
+    pub fn kvm_vmx_glue_preempt_disable();
+    pub fn kvm_vmx_glue_preempt_enable();
+    pub fn kvm_vmx_glue_runrun() -> c_int;
+    pub fn kvm_vmx_glue_issig() -> c_int;
+    pub fn kvm_vmx_glue_migrate();
+    pub fn kvm_vmx_glue_ctx_prealloc() -> *mut c_void;
+    pub fn kvm_vmx_glue_ctx_install(
+        prealloc: *mut c_void,
+        arg: *mut c_void,
+        save: unsafe extern "C" fn(*mut c_void),
+        restore: unsafe extern "C" fn(*mut c_void),
+        freef: unsafe extern "C" fn(*mut c_void, c_int),
+    );
+    pub fn kvm_vmx_glue_ctx_remove(
+        arg: *mut c_void,
+        save: unsafe extern "C" fn(*mut c_void),
+        restore: unsafe extern "C" fn(*mut c_void),
+        freef: unsafe extern "C" fn(*mut c_void, c_int),
+    ) -> c_int;
+    pub fn kvm_vmx_glue_xcall_all(
+        func: unsafe extern "C" fn(usize, usize, usize) -> c_int,
+        a1: u64,
+        a2: u64,
+    );
+    pub fn kvm_vmx_glue_host_selectors(cs: *mut u16, ds: *mut u16, tr: *mut u16);
+    pub fn kvm_vmx_glue_rdmsr_safe(msr: u32, val: *mut u64) -> c_int;
+}
+
+const _: () = assert!(core::mem::size_of::<KCondvarRaw>() == 2);

@@ -6,10 +6,11 @@
 //! state, MCE banks, VCPU events and the kstats.
 //!
 //! What needs VMX (KVM_RUN, GET/SET_REGS, SREGS, MSRS, FPU, the MSR index
-//! list, INVEPT) goes through the [`VmxSeam`] trait; [`NoVmx`], the seam of
-//! this commit, answers ENOTSUP and never ran a guest (so no INVEPT is
-//! owed). The VMX work implements `VmxSeam` and the driver picks
-//! `VmBackend<IllumosServices, Vmx>`.
+//! list, INVEPT) goes through the [`VmxSeam`] trait; [`NoVmx`] answers
+//! ENOTSUP and never ran a guest (so no INVEPT is owed). [`vmx::RealVmx`]
+//! is the real seam over `kvm-vmx` and a platform [`vmx::VmxHost`]; the
+//! driver picks `VmBackend<IllumosServices, RealVmx<IllumosVmxHost>>`
+//! (`VmBackend::with_vmx(services, RealVmx::new(host))`).
 //!
 //! | module | what |
 //! |---|---|
@@ -21,6 +22,7 @@
 //! | [`cpuid`] | KVM_GET_SUPPORTED_CPUID (inventory §2.2) |
 //! | [`caps`] | `supports(cap)` |
 //! | [`kstat`] | the installed `vm` / `vcpu-<vmid>` kstats |
+//! | [`vmx`] | [`vmx::RealVmx`]: KVM_RUN, registers, MSRs, FPU over `kvm-vmx` and [`vmx::VmxHost`] |
 //!
 //! Locks: the driver serialises each VM (its `VmState` lock) and each VCPU
 //! (its run lock). State both sides reach — the MMU, the devices (PIC,
@@ -40,6 +42,7 @@ pub mod services;
 pub mod vcpu;
 #[allow(clippy::module_inception)]
 pub mod vm;
+pub mod vmx;
 
 use alloc::sync::Arc;
 
@@ -89,6 +92,11 @@ pub trait VmxSeam<S: Services>: Send + Sync {
     /// single-context on every CPU that ran this VM. The caller then calls
     /// `Mmu::invept_done`. Default: no CPU ever ran a guest of this VM.
     fn flush_ept(&self, _vm: &Self::Vm, _shared: &VmShared<S>) {}
+    /// An interrupt may have become pending for the VM's VCPUs
+    /// (KVM_IRQ_LINE, KVM_SET_IRQCHIP): wake them from `kvm_vcpu_block`
+    /// (the C `kvm_vcpu_kick` from `kvm_apic_set_irq`/`pic_irq_request`).
+    /// Default: no VCPU ever blocks.
+    fn kick_vm(&self, _vm: &Self::Vm, _shared: &VmShared<S>) {}
     /// A VCPU request that needs VMX: Run, Get/SetRegs, Get/SetSregs,
     /// Get/SetMsrs, Get/SetFpu. `core` is the backend-held VCPU state
     /// (LAPIC via `core.shared()`, CPUID table, events, MP state, MCE).
@@ -180,6 +188,9 @@ impl<S: Services, X: VmxSeam<S>> Backend for VmBackend<S, X> {
         Vm::create(&self.services, &self.vmx, id)
     }
 
+    // Out of line: keeps its locals out of the dispatcher frame (kernel
+    // stack budget, `make` --max-frame).
+    #[inline(never)]
     fn create_vcpu(
         &self,
         vm: &mut Self::Vm,

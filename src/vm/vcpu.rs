@@ -145,7 +145,7 @@ impl<S: Services> VcpuCore<S> {
         }
     }
 
-    fn set_mp_state(&mut self, s: MpState) {
+    pub(crate) fn set_mp_state(&mut self, s: MpState) {
         let vector = self.events.sipi_vector as u8;
         let dev = match s {
             MpState::Runnable => DevMpState::Runnable,

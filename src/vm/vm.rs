@@ -137,10 +137,13 @@ impl<S: Services> VmShared<S> {
     pub fn init_rmode_tss(&self) -> Result<(), Errno> {
         let base = self.arch().tss_addr.ok_or(Errno::EINVAL)?;
         let mut mmu = self.mmu.lock();
-        let zero = [0u8; PAGE_SIZE as usize];
-        for p in 0..RMODE_TSS_PAGES {
-            mmu.write_guest(base + p * PAGE_SIZE, &zero)
-                .map_err(mmu_errno)?;
+        // In 256-byte pieces: a page-sized buffer would be 4 KiB of the
+        // 20 KiB kernel stack.
+        let zero = [0u8; 256];
+        let mut off = 0;
+        while off < RMODE_TSS_PAGES * PAGE_SIZE {
+            mmu.write_guest(base + off, &zero).map_err(mmu_errno)?;
+            off += zero.len() as u64;
         }
         mmu.write_guest(base + TSS_IOPB_BASE_OFFSET, &TSS_IOPB_BASE.to_le_bytes())
             .map_err(mmu_errno)?;
@@ -160,16 +163,19 @@ impl<S: Services> VmShared<S> {
             0 => VMX_EPT_IDENTITY_PAGETABLE_ADDR,
             a => a,
         };
-        let mut page = [0u8; PAGE_SIZE as usize];
-        for (i, e) in page.chunks_exact_mut(4).enumerate() {
-            // PT_VALID | PT_WRITABLE | PT_USER | PT_REF | PT_MOD | PT_PAGESIZE
-            let pte = ((i as u32) << 22) | 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | 0x80;
-            e.copy_from_slice(&pte.to_le_bytes());
+        // 64 entries (256 bytes) at a time, not a 4 KiB stack buffer.
+        let mut mmu = self.mmu.lock();
+        let mut chunk = [0u8; 256];
+        for first in (0u32..1024).step_by(64) {
+            for (i, e) in (first..).zip(chunk.chunks_exact_mut(4)) {
+                // PT_VALID | PT_WRITABLE | PT_USER | PT_REF | PT_MOD | PT_PAGESIZE
+                let pte = (i << 22) | 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | 0x80;
+                e.copy_from_slice(&pte.to_le_bytes());
+            }
+            mmu.write_guest(base + u64::from(first) * 4, &chunk)
+                .map_err(mmu_errno)?;
         }
-        self.mmu
-            .lock()
-            .write_guest(base, &page)
-            .map_err(mmu_errno)?;
+        drop(mmu);
         arch.identity_pagetable_done = true;
         Ok(())
     }
@@ -260,9 +266,17 @@ impl<S: Services, X: VmxSeam<S>> Vm<S, X> {
                 Ok(0)
             }
             VmRequest::CreateIrqchip => irqchip::create(&self.shared),
-            VmRequest::IrqLine { irq, level } => irqchip::irq_line(&self.shared, irq, level),
+            VmRequest::IrqLine { irq, level } => {
+                let r = irqchip::irq_line(&self.shared, irq, level);
+                vmx.kick_vm(&self.vmx, &self.shared);
+                r
+            }
             VmRequest::GetIrqchip(id, chip) => irqchip::get(&self.shared, id, chip),
-            VmRequest::SetIrqchip(id, chip) => irqchip::set(&self.shared, id, chip),
+            VmRequest::SetIrqchip(id, chip) => {
+                let r = irqchip::set(&self.shared, id, chip);
+                vmx.kick_vm(&self.vmx, &self.shared);
+                r
+            }
             VmRequest::SetGsiRouting(entries) => irqchip::set_gsi_routing(&self.shared, entries),
             VmRequest::CreatePit { flags } => pit::create(&self.services, &self.shared, flags),
             VmRequest::GetPit2(out) => pit::get(&self.shared, out),
@@ -407,6 +421,9 @@ impl<S: Services, X: VmxSeam<S>> Vm<S, X> {
     /// slot (EPT is mandatory) and, if VMX virtualises APIC accesses and the
     /// irqchip exists, the APIC-access page slot. Each is created once.
     /// Returns which slots were created, for [`Self::undo_vcpu_slots`].
+    // Out of line: the private-slot setup keeps its buffers out of
+    // VCPU creation's frame (kernel stack budget).
+    #[inline(never)]
     pub(crate) fn prepare_vcpu_slots(&mut self, vmx: &X) -> Result<[bool; 2], Errno> {
         let mut made = [false; 2];
         if self.private_slot(Private::IdentityPagetable).is_none() {

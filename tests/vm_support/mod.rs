@@ -378,6 +378,9 @@ pub struct FakeServices {
     pub private: Mutex<BTreeMap<u64, u64>>,
     pub private_next: AtomicU64,
     pub private_fail: AtomicBool,
+    /// Every shared allocation: cookie → (address, length). Entries stay
+    /// after the free; read only the pages of live VCPUs/VMs.
+    pub shared_map: Mutex<BTreeMap<u64, (usize, usize)>>,
 }
 
 impl FakeServices {
@@ -396,6 +399,7 @@ impl FakeServices {
             private: Mutex::default(),
             private_next: AtomicU64::new(0),
             private_fail: AtomicBool::new(false),
+            shared_map: Mutex::default(),
         }
     }
 }
@@ -432,10 +436,15 @@ impl Services for FakeServices {
         let len = pages * PAGE as usize;
         let ptr = Box::into_raw(vec![0u8; len].into_boxed_slice()) as *mut u8;
         self.shared_live.fetch_add(1, Ordering::Relaxed);
+        let cookie = self.shared_next.fetch_add(1, Ordering::Relaxed);
+        self.shared_map
+            .lock()
+            .unwrap()
+            .insert(cookie, (ptr as usize, len));
         Ok(FakeShared {
             ptr,
             len,
-            cookie: self.shared_next.fetch_add(1, Ordering::Relaxed),
+            cookie,
             live: self.shared_live.clone(),
         })
     }

@@ -473,7 +473,8 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
         let mut b = [0u8; 8];
         let n = size.bytes();
         let first = page_chunk(la, n);
-        let (lo, hi) = b.split_at_mut(first);
+        // `first <= n <= 8` (page_chunk), so the split always exists.
+        let (lo, hi) = b.split_at_mut_checked(first).unwrap_or_default();
         self.ops.read(la, lo)?;
         if let Some(hi) = hi.get_mut(..n - first).filter(|h| !h.is_empty()) {
             self.ops.read(la.wrapping_add(first as u64), hi)?;
@@ -488,7 +489,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
         let b = v.to_le_bytes();
         let n = size.bytes();
         let first = page_chunk(la, n);
-        let (lo, hi) = b.split_at(first);
+        let (lo, hi) = b.split_at_checked(first).unwrap_or_default();
         self.ops.write(la, lo)?;
         if let Some(hi) = hi.get(..n - first).filter(|h| !h.is_empty()) {
             self.ops.write(la.wrapping_add(first as u64), hi)?;

@@ -67,16 +67,13 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             }
             Op::Div => {
                 let n = self.load_pair(size);
-                let d = u128::from(s);
-                if d == 0 {
+                let Some((q, r)) = div_wide((n >> 64) as u64, n as u64, s) else {
+                    return fault(Exception::DivideError);
+                };
+                if q > size.mask() {
                     return fault(Exception::DivideError);
                 }
-                let q = n / d;
-                let r = n % d;
-                if q > u128::from(size.mask()) {
-                    return fault(Exception::DivideError);
-                }
-                self.store_quot(size, q as u64, r as u64);
+                self.store_quot(size, q, r);
             }
             _ => {
                 let n = self.load_pair(size);
@@ -84,11 +81,23 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
                 let shift = 128 - 2 * bits;
                 let n = ((n << shift) as i128) >> shift;
                 let d = i128::from(size.sext(s) as i64);
-                if d == 0 {
+                // Magnitudes through `div_wide` (a `i128` division would
+                // import compiler_builtins' `__divti3` into the kernel).
+                let mag = n.unsigned_abs();
+                let Some((qm, rm)) =
+                    div_wide((mag >> 64) as u64, mag as u64, d.unsigned_abs() as u64)
+                else {
                     return fault(Exception::DivideError);
-                }
-                let (Some(q), Some(r)) = (n.checked_div(d), n.checked_rem(d)) else {
-                    return fault(Exception::DivideError);
+                };
+                let q = if (n < 0) != (d < 0) {
+                    -i128::from(qm)
+                } else {
+                    i128::from(qm)
+                };
+                let r = if n < 0 {
+                    -i128::from(rm)
+                } else {
+                    i128::from(rm)
                 };
                 let min = -(1i128 << (bits - 1));
                 let max = (1i128 << (bits - 1)) - 1;
@@ -125,4 +134,26 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
         self.regs.rflags = mul_flags(self.regs.rflags, lo, overflow, size);
         Ok(())
     }
+}
+
+/// `(hi:lo) / d` and `(hi:lo) % d` when the quotient fits 64 bits
+/// (`hi < d`), else `None` (the #DE cases of DIV). Shift-and-subtract in
+/// 64-bit arithmetic: a `u128` division would call compiler_builtins'
+/// `__udivti3`, which the kernel module must not import. The differential
+/// tests check DIV/IDIV against the CPU.
+fn div_wide(hi: u64, lo: u64, d: u64) -> Option<(u64, u64)> {
+    if d == 0 || hi >= d {
+        return None;
+    }
+    let (mut r, mut q) = (hi, 0u64);
+    for i in (0..64).rev() {
+        let carry = r >> 63;
+        r = (r << 1) | ((lo >> i) & 1);
+        q <<= 1;
+        if carry != 0 || r >= d {
+            r = r.wrapping_sub(d);
+            q |= 1;
+        }
+    }
+    Some((q, r))
 }

@@ -1,0 +1,347 @@
+//! The emulator's view of the guest (`emulate_instruction` with the C
+//! `x86_emulate_ops`): linear addresses through the MMU's page-table
+//! walker, guest RAM through the memslots, and MMIO through the in-kernel
+//! devices (this VCPU's LAPIC, the IOAPIC) or, failing those, user space
+//! (`KVM_EXIT_MMIO`).
+
+use kvm_devices::coalesced_mmio::{CoalescedMmioRing, MmioWrite};
+use kvm_mmu::walker::{
+    self, Access as WalkAccess, AccessKind, PagingContext, Privilege, WalkError,
+};
+use kvm_vmx::vcpu::MmioExit;
+use kvm_vmx::vmcs::Vmcs;
+use kvm_x86_emulate::{EmulatorOps, Exception, OpError, Seg};
+use x86::vmx::vmcs::guest;
+
+use super::super::irqchip::MmioDev;
+use super::super::services::{Services, SharedPages};
+use super::super::vm::VmShared;
+
+/// An MMIO read user space answered (`vcpu->mmio_data`): served once to the
+/// re-executed instruction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MmioAnswer {
+    pub gpa: u64,
+    pub len: u32,
+    pub data: [u8; 8],
+}
+
+/// The ops of one emulation.
+pub struct Ops<'a, S: Services> {
+    pub shared: &'a VmShared<S>,
+    pub vcpu_index: u32,
+    pub v: &'a dyn Vmcs,
+    pub paging: PagingContext,
+    pub cpl: u8,
+    pub cr: [u64; 5],
+    /// The access user space must complete (reads stop the instruction;
+    /// one write is queued).
+    pub mmio: Option<MmioExit>,
+    /// A completed MMIO read.
+    pub answer: Option<MmioAnswer>,
+    /// The PIO data page (OUTS data for user space).
+    pub pio_page: &'a mut [u8],
+    /// OUTS elements queued for user space: port, size, count.
+    pub pio_out: Option<(u16, u8, u32)>,
+    /// User space's answer to an INS element.
+    pub pio_in: Option<(u16, u8, [u8; 4])>,
+    /// The INS element user space must answer.
+    pub pio_in_needed: Option<(u16, u8)>,
+}
+
+fn seg_fields(seg: Seg) -> (u32, u32) {
+    match seg {
+        Seg::Es => (guest::ES_BASE, guest::ES_SELECTOR),
+        Seg::Cs => (guest::CS_BASE, guest::CS_SELECTOR),
+        Seg::Ss => (guest::SS_BASE, guest::SS_SELECTOR),
+        Seg::Ds => (guest::DS_BASE, guest::DS_SELECTOR),
+        Seg::Fs => (guest::FS_BASE, guest::FS_SELECTOR),
+        Seg::Gs => (guest::GS_BASE, guest::GS_SELECTOR),
+    }
+}
+
+impl<S: Services> Ops<'_, S> {
+    fn translate(&mut self, addr: u64, kind: AccessKind) -> Result<u64, OpError> {
+        let access = WalkAccess {
+            kind,
+            privilege: if self.cpl == 3 {
+                Privilege::User
+            } else {
+                Privilege::Supervisor {
+                    smap_override: false,
+                }
+            },
+        };
+        let mut mmu = self.shared.mmu().lock();
+        match walker::translate(&mut *mmu, &self.paging, addr, access) {
+            Ok(t) => Ok(t.gpa),
+            Err(WalkError::PageFault(ec)) => Err(OpError::Fault(Exception::PageFault {
+                addr,
+                error_code: ec.bits(),
+            })),
+            Err(WalkError::NonCanonical) => Err(OpError::Fault(Exception::GeneralProtection(0))),
+            Err(WalkError::Contended) => Err(OpError::Unhandleable),
+        }
+    }
+
+    /// An in-kernel MMIO read; `false` if no device claims it.
+    fn kernel_mmio_read(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
+        let len = buf.len();
+        let mut d = self.shared.devices().lock();
+        if let Some(l) = d.lapic(self.vcpu_index)
+            && l.mmio_in_range(gpa)
+        {
+            let off = gpa.wrapping_sub(l.base_address());
+            let val = l.mmio_read(off, len).to_le_bytes();
+            for (dst, src) in buf.iter_mut().zip(val.iter().chain(core::iter::repeat(&0))) {
+                *dst = *src;
+            }
+            return true;
+        }
+        if let Some(r) = d.mmio.find(gpa, len as u64)
+            && r.dev == MmioDev::Ioapic
+            && let Some(chip) = d.irqchip.as_ref()
+        {
+            let val = chip.ioapic.read(gpa.wrapping_sub(r.base)).to_le_bytes();
+            for (dst, src) in buf.iter_mut().zip(val.iter().chain(core::iter::repeat(&0))) {
+                *dst = *src;
+            }
+            return true;
+        }
+        false
+    }
+
+    /// An in-kernel MMIO write; `false` if no device claims it.
+    fn kernel_mmio_write(&mut self, gpa: u64, data: &[u8]) -> bool {
+        let len = data.len();
+        let mut b = [0u8; 4];
+        for (d, s) in b.iter_mut().zip(data.iter()) {
+            *d = *s;
+        }
+        let val = u32::from_le_bytes(b);
+        let mut d = self.shared.devices().lock();
+        if let Some(l) = d.lapic(self.vcpu_index)
+            && l.mmio_in_range(gpa)
+        {
+            let off = gpa.wrapping_sub(l.base_address());
+            let _ = d.lapic_mmio_write(self.vcpu_index, off, len, val);
+            return true;
+        }
+        if let Some(r) = d.mmio.find(gpa, len as u64)
+            && r.dev == MmioDev::Ioapic
+        {
+            if len >= 4 {
+                d.ioapic_mmio_write(gpa.wrapping_sub(r.base), val);
+            }
+            return true;
+        }
+        false
+    }
+
+    /// `coalesced_mmio_write`: append the write to the VM's ring if it
+    /// falls in a registered zone (and the ring has room).
+    fn coalesce(&mut self, gpa: u64, data: &[u8]) -> bool {
+        let zones = self.shared.coalesced().lock();
+        if zones.zones().is_empty() {
+            return false;
+        }
+        let ring = self.shared.ring();
+        if ring.len() < core::mem::size_of::<CoalescedMmioRing>() {
+            return false;
+        }
+        // SAFETY: the ring page is page aligned, at least as large as the
+        // ring (checked) and lives as long as the VM; the `coalesced` lock
+        // serialises the kernel's writers, and user space only advances
+        // `first` (validated by `write`), as with the C driver's mapping.
+        let r = unsafe { &mut *ring.as_ptr().cast::<CoalescedMmioRing>() };
+        zones.write(r, gpa, data) == MmioWrite::Coalesced
+    }
+
+    fn phys_read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), OpError> {
+        if let Some(a) = self.answer
+            && a.gpa == gpa
+            && a.len as usize == buf.len()
+        {
+            self.answer = None;
+            for (d, s) in buf.iter_mut().zip(a.data.iter()) {
+                *d = *s;
+            }
+            return Ok(());
+        }
+        if self.shared.mmu().lock().read_guest(gpa, buf).is_ok() {
+            return Ok(());
+        }
+        if self.kernel_mmio_read(gpa, buf) {
+            return Ok(());
+        }
+        if self.mmio.is_some() {
+            return Err(OpError::Unhandleable);
+        }
+        self.mmio = Some(MmioExit {
+            phys_addr: gpa,
+            data: [0; 8],
+            len: buf.len() as u32,
+            is_write: false,
+        });
+        Err(OpError::IoNeeded)
+    }
+
+    fn phys_write(&mut self, gpa: u64, data: &[u8]) -> Result<(), OpError> {
+        if self.shared.mmu().lock().write_guest(gpa, data).is_ok() {
+            return Ok(());
+        }
+        if self.kernel_mmio_write(gpa, data) {
+            return Ok(());
+        }
+        if self.coalesce(gpa, data) {
+            return Ok(());
+        }
+        if self.mmio.is_some() || data.len() > 8 {
+            return Err(OpError::Unhandleable);
+        }
+        let mut m = MmioExit {
+            phys_addr: gpa,
+            data: [0; 8],
+            len: data.len() as u32,
+            is_write: true,
+        };
+        for (d, s) in m.data.iter_mut().zip(data.iter()) {
+            *d = *s;
+        }
+        self.mmio = Some(m);
+        Ok(())
+    }
+}
+
+impl<S: Services> EmulatorOps for Ops<'_, S> {
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), OpError> {
+        let gpa = self.translate(addr, AccessKind::Read)?;
+        self.phys_read(gpa, buf)
+    }
+
+    fn write(&mut self, addr: u64, data: &[u8]) -> Result<(), OpError> {
+        let gpa = self.translate(addr, AccessKind::Write)?;
+        self.phys_write(gpa, data)
+    }
+
+    fn cmpxchg(&mut self, addr: u64, expected: &mut [u8], new: &[u8]) -> Result<bool, OpError> {
+        let gpa = self.translate(addr, AccessKind::Write)?;
+        let mut cur = [0u8; 16];
+        let n = expected.len().min(16);
+        let cur = cur.get_mut(..n).ok_or(OpError::Unhandleable)?;
+        self.phys_read(gpa, cur)?;
+        if expected.get(..n) == Some(&*cur) {
+            self.phys_write(gpa, new)?;
+            Ok(true)
+        } else {
+            for (d, s) in expected.iter_mut().zip(cur.iter()) {
+                *d = *s;
+            }
+            Ok(false)
+        }
+    }
+
+    fn fetch(&mut self, addr: u64, buf: &mut [u8]) -> Result<usize, OpError> {
+        let gpa = self.translate(addr, AccessKind::Fetch)?;
+        let room = (0x1000 - (addr & 0xfff)) as usize;
+        let n = buf.len().min(room);
+        let part = buf.get_mut(..n).ok_or(OpError::Unhandleable)?;
+        match self.shared.mmu().lock().read_guest(gpa, part) {
+            Ok(()) => Ok(n),
+            Err(_) => Err(OpError::Unhandleable),
+        }
+    }
+
+    /// An IN/INS element: an in-kernel device, else user space's answer,
+    /// else a `KVM_EXIT_IO` (the instruction is re-executed).
+    fn io_in(&mut self, port: u16, size: u8) -> Result<u32, OpError> {
+        let n = usize::from(size.min(4));
+        let mut b = [0u8; 4];
+        let buf = b.get_mut(..n).ok_or(OpError::Unhandleable)?;
+        if super::env::kernel_pio(self.shared, false, port, buf) {
+            return Ok(u32::from_le_bytes(b));
+        }
+        if let Some((p, s, data)) = self.pio_in
+            && p == port
+            && s == size
+        {
+            self.pio_in = None;
+            return Ok(u32::from_le_bytes(data));
+        }
+        if self.pio_out.is_some() || self.pio_in_needed.is_some() {
+            return Err(OpError::IoNeeded);
+        }
+        self.pio_in_needed = Some((port, size));
+        Err(OpError::IoNeeded)
+    }
+
+    /// An OUT/OUTS element: an in-kernel device, else queued in the PIO
+    /// page for one `KVM_EXIT_IO` with `count` elements.
+    fn io_out(&mut self, port: u16, size: u8, value: u32) -> Result<(), OpError> {
+        let n = usize::from(size.min(4));
+        let mut b = value.to_le_bytes();
+        let buf = b.get_mut(..n).ok_or(OpError::Unhandleable)?;
+        if self.pio_out.is_none()
+            && self.pio_in_needed.is_none()
+            && super::env::kernel_pio(self.shared, true, port, buf)
+        {
+            return Ok(());
+        }
+        let count = match self.pio_out {
+            None if self.pio_in_needed.is_none() => 0,
+            Some((p, s, c)) if p == port && s == size => c,
+            _ => return Err(OpError::IoNeeded),
+        };
+        let off = (count as usize).saturating_mul(n);
+        let Some(dst) = self.pio_page.get_mut(off..off.saturating_add(n)) else {
+            // The page is full: the rest after user space drained it.
+            return Err(OpError::IoNeeded);
+        };
+        dst.copy_from_slice(buf);
+        self.pio_out = Some((port, size, count.saturating_add(1)));
+        Ok(())
+    }
+
+    fn cpl(&self) -> u8 {
+        self.cpl
+    }
+
+    fn segment_base(&self, seg: Seg) -> u64 {
+        self.v.read(seg_fields(seg).0)
+    }
+
+    fn segment_selector(&self, seg: Seg) -> u16 {
+        self.v.read(seg_fields(seg).1) as u16
+    }
+
+    fn load_segment(&mut self, _seg: Seg, _selector: u16) -> Result<(), OpError> {
+        Err(OpError::Unhandleable)
+    }
+
+    fn read_cr(&mut self, n: u8) -> Result<u64, OpError> {
+        self.cr
+            .get(usize::from(n))
+            .copied()
+            .ok_or(OpError::Fault(Exception::InvalidOpcode))
+    }
+
+    fn write_cr(&mut self, _n: u8, _value: u64) -> Result<(), OpError> {
+        Err(OpError::Unhandleable)
+    }
+
+    fn read_dr(&mut self, _n: u8) -> Result<u64, OpError> {
+        Err(OpError::Unhandleable)
+    }
+
+    fn write_dr(&mut self, _n: u8, _value: u64) -> Result<(), OpError> {
+        Err(OpError::Unhandleable)
+    }
+
+    fn read_msr(&mut self, _msr: u32) -> Result<u64, OpError> {
+        Err(OpError::Unhandleable)
+    }
+
+    fn write_msr(&mut self, _msr: u32, _value: u64) -> Result<(), OpError> {
+        Err(OpError::Unhandleable)
+    }
+}

@@ -1,0 +1,852 @@
+//! The run loop's environment: `kvm_vmx::RunEnv`/`ExitEnv` over the
+//! backend's VCPU ([`VcpuCore`]: LAPIC, CPUID table), the VM's shared state
+//! (MMU, devices) and the platform ([`VmxHost`]). Port of the generic parts
+//! of `vcpu_enter_guest`/`__vcpu_run` (kvm_x86.c) that are not VMX.
+
+use kvm_mmu::fault::{EptViolation, FaultOutcome};
+use kvm_mmu::walker::{CpuFeatures as WalkFeatures, PagingContext};
+use kvm_vmx::cpu::CpuidResult;
+use kvm_vmx::cr;
+use kvm_vmx::entry::{EntryResult, GuestEntry};
+use kvm_vmx::env::{
+    ControlRegister, Emulation, EmulationReason, ExitEnv, Fault, InterruptSource, ProbeSink,
+};
+use kvm_vmx::qualification::{IoDirection, TaskSwitchSource};
+use kvm_vmx::run::{Request, RunEnv, SmtAcquire, flush_tlb};
+use kvm_vmx::setup::{CR0_PE, CR0_PG, CR4_PAE, construct_eptp, load_host_cpu_state};
+use kvm_vmx::vcpu::{MmioExit, MpState, VmxVcpu};
+use kvm_vmx::vmcs::{InveptType, InvvpidType, VmFail, Vmcs};
+use kvm_x86_emulate::{Context, Exception, InterruptShadow, Mode, Outcome, Registers};
+use x86::vmx::vmcs::{control, guest};
+
+use super::super::irqchip::PioDev;
+use super::super::services::Services;
+use super::super::vcpu::VcpuCore;
+use super::emul::{MmioAnswer, Ops};
+use super::host::{HostPage, VmxHost};
+use super::msr::MsrState;
+
+/// `&mut dyn Vmcs` as a `Vmcs` (kvm-vmx's helpers take `impl Vmcs`).
+pub struct DynVmcs<'a>(pub &'a mut dyn Vmcs);
+
+impl Vmcs for DynVmcs<'_> {
+    fn vmread(&self, field: u32) -> Result<u64, VmFail> {
+        self.0.vmread(field)
+    }
+    fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), VmFail> {
+        self.0.vmwrite(field, value)
+    }
+    fn vmptrld(&mut self, pa: u64) -> Result<(), VmFail> {
+        self.0.vmptrld(pa)
+    }
+    fn vmclear(&mut self, pa: u64) -> Result<(), VmFail> {
+        self.0.vmclear(pa)
+    }
+    fn invept(&mut self, kind: InveptType, eptp: u64) -> Result<(), VmFail> {
+        self.0.invept(kind, eptp)
+    }
+    fn invvpid(&mut self, kind: InvvpidType, vpid: u16, gva: u64) -> Result<(), VmFail> {
+        self.0.invvpid(kind, vpid, gva)
+    }
+}
+
+/// The default EPT identity map (`VMX_EPT_IDENTITY_PAGETABLE_ADDR`).
+pub const IDENTITY_MAP_DEFAULT: u64 = 0xfffb_c000;
+
+const EFER_LMA: u64 = 1 << 10;
+const RFLAGS_VM: u64 = 1 << 17;
+
+/// Per-VCPU state the environment keeps across `KVM_RUN`s.
+pub struct EnvState<H: VmxHost> {
+    /// A second handle on the VCPU's VMCS (for the entry path).
+    pub vmcs: H::Vmcs,
+    pub fpu: H::Fpu,
+    pub msrs: MsrState,
+    pub mmio_answer: Option<MmioAnswer>,
+    /// The guest FPU is loaded on this CPU (`hma_fpu_start_guest` done).
+    pub fpu_loaded: bool,
+    /// The VMCS layout of `vmx_vcpu_setup` (pages, VPID), for resets.
+    pub layout: kvm_vmx::setup::VcpuLayout,
+    /// The virtual-APIC page (TPR shadow): the CPU reads and writes the
+    /// guest's TPR at offset 0x80 while the guest runs.
+    pub virtual_apic: H::Page,
+    /// The string I/O the last emulation left for user space.
+    pub string_pio: Option<StringPio>,
+    /// User space's answer to an INS element (port, size, data).
+    pub pio_in_answer: Option<(u16, u8, [u8; 4])>,
+    /// The INS element that went to user space (port, size); its data is
+    /// in the PIO page at the next `KVM_RUN`.
+    pub pio_in_asked: Option<(u16, u8)>,
+}
+
+/// Offset of the TPR in the APIC page.
+const APIC_TASKPRI: usize = 0x80;
+
+/// One `KVM_RUN`'s environment.
+pub struct RunCtx<'a, S: Services, H: VmxHost> {
+    pub host: &'a H,
+    pub core: &'a mut VcpuCore<S>,
+    pub st: &'a mut EnvState<H>,
+    pub pio: &'a mut [u8],
+}
+
+impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
+    fn in_kernel(&self) -> bool {
+        self.core.has_lapic()
+    }
+
+    fn paging_context(vcpu: &VmxVcpu, v: &dyn Vmcs) -> PagingContext {
+        let cr0 = v.read(control::CR0_READ_SHADOW);
+        let owned = kvm_vmx::setup::cr4_guest_owned(vcpu.config.ept());
+        let cr4 = (v.read(guest::CR4) & owned) | (v.read(control::CR4_READ_SHADOW) & !owned);
+        let pdptes = [
+            v.read(guest::PDPTE0_FULL),
+            v.read(guest::PDPTE1_FULL),
+            v.read(guest::PDPTE2_FULL),
+            v.read(guest::PDPTE3_FULL),
+        ];
+        PagingContext::from_registers(
+            cr0,
+            vcpu.cr3,
+            cr4,
+            vcpu.efer,
+            pdptes,
+            WalkFeatures {
+                maxphyaddr: 46,
+                pse36: true,
+                gbpages: false,
+            },
+        )
+    }
+
+    /// `emulate_instruction`: the emulator at guest RIP.
+    fn run_emulator(&mut self, vcpu: &mut VmxVcpu, v: &mut dyn Vmcs) -> Emulation {
+        let cr0 = v.read(control::CR0_READ_SHADOW);
+        let rflags = v.read(guest::RFLAGS);
+        let cs_ar = v.read(guest::CS_ACCESS_RIGHTS);
+        let mode = if cr0 & CR0_PE == 0 {
+            Mode::Real
+        } else if rflags & RFLAGS_VM != 0 {
+            Mode::Vm86
+        } else if vcpu.efer & EFER_LMA != 0 && cs_ar & (1 << 13) != 0 {
+            Mode::Prot64
+        } else if cs_ar & (1 << 14) != 0 {
+            Mode::Prot32
+        } else {
+            Mode::Prot16
+        };
+        let r = &vcpu.regs;
+        let regs = Registers {
+            gpr: [
+                r.rax,
+                r.rcx,
+                r.rdx,
+                r.rbx,
+                v.read(guest::RSP),
+                r.rbp,
+                r.rsi,
+                r.rdi,
+                r.r8,
+                r.r9,
+                r.r10,
+                r.r11,
+                r.r12,
+                r.r13,
+                r.r14,
+                r.r15,
+            ],
+            rip: v.read(guest::RIP),
+            rflags,
+        };
+        let mut ctx = Context::new(mode, regs);
+        let owned = kvm_vmx::setup::cr4_guest_owned(vcpu.config.ept());
+        let cr4 = (v.read(guest::CR4) & owned) | (v.read(control::CR4_READ_SHADOW) & !owned);
+        let paging = Self::paging_context(vcpu, v);
+        let shared = self.core.shared().clone();
+        let (outcome, mmio, answer) = {
+            let mut ops = Ops {
+                shared: &shared,
+                vcpu_index: self.core.index(),
+                v: &*v,
+                paging,
+                cpl: ((v.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3) as u8,
+                cr: [cr0, 0, vcpu.cr3, 0, cr4],
+                mmio: None,
+                answer: self.st.mmio_answer.take(),
+                pio_page: &mut *self.pio,
+                pio_out: None,
+                pio_in: self.st.pio_in_answer.take(),
+                pio_in_needed: None,
+            };
+            if let Some(c) = ops.cr.get_mut(2) {
+                *c = vcpu.regs.cr2;
+            }
+            let o = kvm_x86_emulate::emulate(&mut ctx, &mut ops);
+            let pio = match (ops.pio_out, ops.pio_in_needed) {
+                (Some((port, size, count)), _) => Some(StringPio {
+                    port,
+                    size,
+                    input: false,
+                    count,
+                }),
+                (None, Some((port, size))) => Some(StringPio {
+                    port,
+                    size,
+                    input: true,
+                    count: 1,
+                }),
+                (None, None) => None,
+            };
+            self.st.pio_in_answer = ops.pio_in;
+            self.st.string_pio = pio;
+            (o, ops.mmio, ops.answer)
+        };
+        self.st.mmio_answer = answer;
+        // The carrier of a string-I/O exit: kvm-vmx's `Emulation` has no PIO
+        // variant, so an MMIO "write" of nothing goes up and `RealVmx::run`
+        // turns it into the `KVM_EXIT_IO` (see `finish_string_pio`).
+        let pio_exit = Emulation::Mmio(MmioExit {
+            phys_addr: 0,
+            data: [0; 8],
+            len: 0,
+            is_write: true,
+        });
+        let commit = |vcpu: &mut VmxVcpu, v: &mut dyn Vmcs, ctx: &Context| {
+            let g = &ctx.regs.gpr;
+            let r = &mut vcpu.regs;
+            [
+                r.rax,
+                r.rcx,
+                r.rdx,
+                r.rbx,
+                _,
+                r.rbp,
+                r.rsi,
+                r.rdi,
+                r.r8,
+                r.r9,
+                r.r10,
+                r.r11,
+                r.r12,
+                r.r13,
+                r.r14,
+                r.r15,
+            ] = *g;
+            v.write(guest::RSP, g[4]);
+            v.write(guest::RIP, ctx.regs.rip);
+            v.write(guest::RFLAGS, ctx.regs.rflags);
+            let shadow = match ctx.shadow {
+                InterruptShadow::None => 0,
+                InterruptShadow::MovSs => 2,
+                InterruptShadow::Sti => 1,
+            };
+            let mut dv = DynVmcs(v);
+            kvm_vmx::inject::set_interrupt_shadow(&mut dv, shadow);
+        };
+        match outcome {
+            Ok(Outcome::Done) => {
+                commit(vcpu, v, &ctx);
+                match mmio {
+                    _ if self.st.string_pio.is_some() => pio_exit,
+                    Some(m) => Emulation::Mmio(m),
+                    None => Emulation::Done,
+                }
+            }
+            Ok(Outcome::Halt) => {
+                commit(vcpu, v, &ctx);
+                if self.in_kernel() {
+                    vcpu.mp_state = MpState::Halted;
+                }
+                Emulation::Done
+            }
+            Ok(Outcome::IoNeeded) => {
+                // Finished REP iterations are kept (RIP stays on the
+                // instruction): commit what the emulator committed.
+                commit(vcpu, v, &ctx);
+                match mmio {
+                    _ if self.st.string_pio.is_some() => pio_exit,
+                    Some(m) => Emulation::Mmio(m),
+                    None => Emulation::Failed,
+                }
+            }
+            Ok(Outcome::Exception(e)) => {
+                // RIP stays on the instruction; finished REP iterations
+                // (and their queued OUTS data) are kept.
+                commit(vcpu, v, &ctx);
+                queue_exception(vcpu, e);
+                if self.st.string_pio.is_some() {
+                    pio_exit
+                } else {
+                    Emulation::Done
+                }
+            }
+            Err(_) => Emulation::Failed,
+        }
+    }
+
+    fn lapic<R>(
+        &self,
+        f: impl FnOnce(&mut kvm_devices::lapic::Lapic<S::Clock, S::Timer>) -> R,
+    ) -> Option<R> {
+        self.core.with_lapic(f).ok()
+    }
+}
+
+/// `kernel_pio`: an access to an in-kernel device on the PIO bus (PIC
+/// pair, ELCR, PIT, speaker port); `false` if none claims `port`.
+pub fn kernel_pio<S: Services>(
+    shared: &super::super::vm::VmShared<S>,
+    out: bool,
+    port: u16,
+    data: &mut [u8],
+) -> bool {
+    let mut d = shared.devices().lock();
+    let Some(range) = d.pio.find(u64::from(port), data.len() as u64) else {
+        return false;
+    };
+    match range.dev {
+        PioDev::PicMaster | PioDev::PicSlave | PioDev::Elcr => {
+            let Some(chip) = d.irqchip.as_mut() else {
+                return false;
+            };
+            for (i, b) in data.iter_mut().enumerate() {
+                let p = port.wrapping_add(i as u16);
+                if out {
+                    chip.pic.write(p, *b);
+                } else {
+                    *b = chip.pic.read(p);
+                }
+            }
+            d.process_pic_acks();
+            true
+        }
+        PioDev::Pit | PioDev::Speaker => {
+            let Some(p) = d.pit.as_mut() else {
+                return false;
+            };
+            for b in data.iter_mut() {
+                if out {
+                    p.pit.write(port, *b);
+                } else {
+                    *b = p.pit.read(port);
+                }
+            }
+            true
+        }
+    }
+}
+
+/// A string I/O (INS/OUTS) user space must complete: `KVM_EXIT_IO` with
+/// `count` elements in the PIO page.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StringPio {
+    pub port: u16,
+    pub size: u8,
+    pub input: bool,
+    pub count: u32,
+}
+
+fn bump(c: &kvm_kstat::named::KstatNamed) {
+    c.inc();
+}
+
+/// Queue the emulator's exception (`kvm_queue_exception[_e]`,
+/// `kvm_inject_page_fault`).
+fn queue_exception(vcpu: &mut VmxVcpu, e: Exception) {
+    let (vector, ec) = match e {
+        Exception::DivideError => (0, None),
+        Exception::Debug => (1, None),
+        Exception::Breakpoint => (3, None),
+        Exception::InvalidOpcode => (6, None),
+        Exception::DeviceNotAvailable => (7, None),
+        Exception::StackFault(ec) => (12, Some(u32::from(ec))),
+        Exception::GeneralProtection(ec) => (13, Some(u32::from(ec))),
+        Exception::PageFault { addr, error_code } => {
+            vcpu.regs.cr2 = addr;
+            (14, Some(error_code))
+        }
+        Exception::AlignmentCheck => (17, Some(0)),
+    };
+    vcpu.events.queue_exception(vector, ec);
+}
+
+impl<S: Services, H: VmxHost> ProbeSink for RunCtx<'_, S, H> {}
+
+impl<S: Services, H: VmxHost> InterruptSource for RunCtx<'_, S, H> {
+    /// `kvm_cpu_has_interrupt`: the LAPIC, else the PIC's ExtINT when the
+    /// LAPIC accepts it.
+    fn has_interrupt(&mut self) -> bool {
+        if !self.in_kernel() {
+            return false;
+        }
+        let mut d = self.core.shared().devices().lock();
+        let pic = d.irqchip.as_ref().is_some_and(|c| c.pic.output());
+        match d.lapic(self.core.index()) {
+            Some(l) => l.has_interrupt().is_some() || (pic && l.accept_pic_intr()),
+            None => pic,
+        }
+    }
+
+    /// `kvm_cpu_get_interrupt`.
+    fn get_interrupt(&mut self) -> Option<u8> {
+        if !self.in_kernel() {
+            return None;
+        }
+        let index = self.core.index();
+        let mut d = self.core.shared().devices().lock();
+        let pic = d.irqchip.as_ref().is_some_and(|c| c.pic.output());
+        let (vector, accept_pic) = match d.lapic(index) {
+            Some(l) => (l.get_interrupt(), l.accept_pic_intr()),
+            None => (None, true),
+        };
+        if vector.is_some() {
+            return vector;
+        }
+        if pic && accept_pic {
+            let v = d.irqchip.as_mut().map(|c| c.pic.read_irq());
+            d.process_pic_acks();
+            return v;
+        }
+        None
+    }
+}
+
+impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
+    fn cpuid(&mut self, function: u32, index: u32) -> Option<CpuidResult> {
+        super::cpuid_lookup(self.core, function, index)
+    }
+
+    fn get_msr(&mut self, vcpu: &mut VmxVcpu, msr: u32) -> Result<u64, Fault> {
+        let apic_base = self.apic_base();
+        self.st.msrs.get(self.core, vcpu, msr, apic_base)
+    }
+
+    fn set_msr(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        msr: u32,
+        data: u64,
+    ) -> Result<(), Fault> {
+        self.st
+            .msrs
+            .set(self.core, vcpu, &mut DynVmcs(v), msr, data)
+    }
+
+    /// `kvm_set_cr0/3/4/8` with the architectural checks.
+    fn set_cr(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        which: ControlRegister,
+        value: u64,
+    ) -> Result<(), Fault> {
+        let mut v = DynVmcs(v);
+        match which {
+            ControlRegister::Cr0 => {
+                // `kvm_set_cr0`: reserved bits, NW without CD, PG without PE.
+                const CR0_NW: u64 = 1 << 29;
+                const CR0_CD: u64 = 1 << 30;
+                if value >> 32 != 0
+                    || (value & CR0_NW != 0 && value & CR0_CD == 0)
+                    || (value & CR0_PG != 0 && value & CR0_PE == 0)
+                {
+                    return Err(Fault::Gp(0));
+                }
+                let cr4 = cr::guest_cr4(&v, vcpu.config.ept());
+                if value & CR0_PG != 0 && vcpu.efer & (1 << 8) != 0 && cr4 & CR4_PAE == 0 {
+                    return Err(Fault::Gp(0));
+                }
+                let tss = self.core.shared().arch().tss_addr.unwrap_or(0);
+                let fx = cr::set_cr0(vcpu, &mut v, value, tss);
+                if fx.entered_rmode {
+                    let _ = self.core.shared().init_rmode_tss();
+                    let _ = self.core.shared().init_rmode_identity_map();
+                }
+                Ok(())
+            }
+            ControlRegister::Cr3 => {
+                let map = self.core.shared().arch().ept_identity_map_addr;
+                let map = if map == 0 { IDENTITY_MAP_DEFAULT } else { map };
+                cr::set_cr3(vcpu, &mut v, value, map, None);
+                vcpu.requests.set(Request::TlbFlush);
+                Ok(())
+            }
+            ControlRegister::Cr4 => {
+                // Reserved bits, and VMXE (no nested VMX).
+                if value & !0x003f_57ff != 0 {
+                    return Err(Fault::Gp(0));
+                }
+                cr::set_cr4(vcpu, &mut v, value);
+                Ok(())
+            }
+            ControlRegister::Cr8 => {
+                if value & !0xf != 0 {
+                    return Err(Fault::Gp(0));
+                }
+                if self.lapic(|l| l.set_cr8(value)).is_none() {
+                    self.st.msrs.cr8 = value;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn cr8(&mut self) -> u64 {
+        self.lapic(|l| l.cr8()).unwrap_or(self.st.msrs.cr8)
+    }
+
+    fn lmsw(&mut self, vcpu: &mut VmxVcpu, v: &mut dyn Vmcs, value: u16) {
+        let cr0 = v.read(control::CR0_READ_SHADOW);
+        let new = (cr0 & !0x0e) | u64::from(value & 0x0f);
+        let _ = self.set_cr(vcpu, v, ControlRegister::Cr0, new);
+    }
+
+    /// `kernel_pio`: the PIC pair, ELCR, PIT and speaker port.
+    fn pio(&mut self, direction: IoDirection, port: u16, data: &mut [u8]) -> bool {
+        kernel_pio(
+            self.core.shared(),
+            direction == IoDirection::Out,
+            port,
+            data,
+        )
+    }
+
+    fn pio_page(&mut self) -> &mut [u8] {
+        self.pio
+    }
+
+    fn emulate(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        _reason: EmulationReason,
+    ) -> Emulation {
+        self.run_emulator(vcpu, v)
+    }
+
+    /// `kvm_mmu_page_fault` under EPT (`tdp_page_fault`).
+    fn page_fault(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        gpa: u64,
+        error_code: u32,
+    ) -> Emulation {
+        let write = error_code & 2 != 0;
+        let fetch = error_code & 0x10 != 0;
+        let access = EptViolation {
+            read: !write && !fetch,
+            write,
+            fetch,
+        };
+        let shared = self.core.shared().clone();
+        let r = shared.mmu().lock().handle_ept_violation(gpa, access);
+        match r {
+            Ok(FaultOutcome::Mapped { invept, .. }) => {
+                bump(&self.core.stats().pf_fixed);
+                if invept == kvm_mmu::ept::Invept::Needed {
+                    let eptp = construct_eptp(vcpu.ept_root);
+                    self.host.invept_all_cpus(InveptType::SingleContext, eptp);
+                    shared.mmu().lock().invept_done();
+                }
+                Emulation::Done
+            }
+            Ok(_) => {
+                // `emulate_instruction` from `kvm_mmu_page_fault` (kvm-vmx
+                // counts only the string-I/O emulations itself).
+                bump(&self.core.stats().insn_emulation);
+                self.run_emulator(vcpu, v)
+            }
+            Err(_) => Emulation::Failed,
+        }
+    }
+
+    fn invlpg(&mut self, _gva: u64) {
+        bump(&self.core.stats().invlpg);
+    }
+
+    fn task_switch(
+        &mut self,
+        _vcpu: &mut VmxVcpu,
+        _v: &mut dyn Vmcs,
+        _selector: u16,
+        _source: TaskSwitchSource,
+    ) -> bool {
+        false
+    }
+
+    fn irqchip_in_kernel(&self) -> bool {
+        self.in_kernel()
+    }
+
+    fn host_wants_cpu(&self) -> bool {
+        self.host.host_wants_cpu()
+    }
+
+    fn load_host_state(&mut self, vcpu: &mut VmxVcpu) {
+        let mut cpu = self.host.host_cpu();
+        let gs = self.host.host_cpu_state().gs_base;
+        if vcpu.host_switch.load(&mut cpu, gs, true) {
+            vcpu.stats.host_state_reload = vcpu.stats.host_state_reload.wrapping_add(1);
+        }
+    }
+
+    fn host_tsc(&self) -> u64 {
+        self.host.host_tsc()
+    }
+}
+
+impl<S: Services, H: VmxHost> GuestEntry for RunCtx<'_, S, H> {
+    fn enter(&mut self, regs: &mut kvm_vmx::vcpu::GuestRegs, launched: bool) -> EntryResult {
+        self.host.enter(&mut self.st.vmcs, regs, launched)
+    }
+}
+
+impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
+    fn preempt_disable(&mut self) {
+        self.host.preempt_disable();
+    }
+    fn preempt_enable(&mut self) {
+        self.host.preempt_enable();
+    }
+    fn interrupts_disable(&mut self) {
+        self.host.interrupts_disable();
+    }
+    fn interrupts_enable(&mut self) {
+        self.host.interrupts_enable();
+    }
+    fn signal_pending(&mut self) -> bool {
+        self.host.signal_pending()
+    }
+
+    /// `kvm_vcpu_block`: until an interrupt, a timer, a kick or a signal.
+    fn block(&mut self, vcpu: &VmxVcpu) {
+        let vm = self.core.shared().id();
+        let index = self.core.index();
+        let host = self.host;
+        let mut woke = false;
+        {
+            let core = &*self.core;
+            let mut wake = || {
+                let mut d = core.shared().devices().lock();
+                let pit = d.pit.as_ref().is_some_and(|p| p.pit.has_pending_timer());
+                let pic = d.irqchip.as_ref().is_some_and(|c| c.pic.output());
+                let lapic = d
+                    .lapic(index)
+                    .is_some_and(|l| l.has_interrupt().is_some() || (pic && l.accept_pic_intr()));
+                woke = lapic || pit || vcpu.events.nmi_pending;
+                woke
+            };
+            host.block(vm, index, &mut wake);
+        }
+        if woke || vcpu.requests.test(Request::PendingTimer) {
+            vcpu.requests.set(Request::Unhalt);
+            bump(&self.core.stats().halt_wakeup);
+        }
+    }
+
+    fn smt_mark_as_vcpu(&mut self) {
+        self.host.smt_mark_as_vcpu();
+    }
+    fn smt_acquire(&mut self) -> SmtAcquire {
+        self.host.smt_acquire()
+    }
+    fn smt_release(&mut self) {
+        self.host.smt_release();
+    }
+    fn migrate(&mut self) {
+        self.host.migrate();
+    }
+
+    fn mmu_unload(&mut self, vcpu: &mut VmxVcpu) {
+        vcpu.ept_root = 0;
+    }
+
+    /// `kvm_mmu_reload`: the EPT root into EPTP (the MMU builds its root
+    /// with the VM).
+    fn mmu_reload(&mut self, vcpu: &mut VmxVcpu, v: &mut dyn Vmcs) -> Result<(), i32> {
+        let root = self.core.shared().mmu().lock().eptp() & !0xfff;
+        if root == 0 {
+            return Err(kvm_ioctl::Errno::ENOMEM.code());
+        }
+        if vcpu.ept_root != root {
+            vcpu.ept_root = root;
+            v.write(control::EPTP_FULL, construct_eptp(root));
+        }
+        Ok(())
+    }
+
+    fn mmu_sync_roots(&mut self, _vcpu: &mut VmxVcpu) {}
+
+    fn kvmclock_update(&mut self, _vcpu: &mut VmxVcpu) {}
+
+    /// `vmx_save_host_state` plus, when the VCPU thread moved, the per-CPU
+    /// host fields of `vmx_vcpu_load`.
+    fn prepare_guest_switch(&mut self, vcpu: &mut VmxVcpu) {
+        let host = self.host;
+        let where_ = host.loaded(&mut self.st.vmcs);
+        if vcpu.last_cpu != Some(where_.cpu) || where_.cleared {
+            let cpu_state = host.host_cpu_state();
+            let tsc_offset = self.st.vmcs.read(control::TSC_OFFSET_FULL);
+            load_host_cpu_state(&mut self.st.vmcs, &cpu_state, tsc_offset);
+            flush_tlb(&mut self.st.vmcs, vcpu);
+            vcpu.last_cpu = Some(where_.cpu);
+            vcpu.launched = vcpu.launched && !where_.cleared;
+        }
+        let mut cpu = host.host_cpu();
+        let long_mode = true;
+        let msrs = vcpu.guest_msrs;
+        let mut result = (None, false);
+        host.with_shared_msrs(&mut |shared| {
+            result = vcpu.host_switch.save(&mut cpu, shared, &msrs, long_mode);
+        });
+        if let Some(sel) = result.0 {
+            let v = &mut self.st.vmcs;
+            v.write(x86::vmx::vmcs::host::FS_SELECTOR, u64::from(sel.fs));
+            v.write(x86::vmx::vmcs::host::GS_SELECTOR, u64::from(sel.gs));
+            v.write(x86::vmx::vmcs::host::FS_BASE, sel.fs_base);
+            v.write(x86::vmx::vmcs::host::GS_BASE, sel.gs_base);
+        }
+        if result.1 {
+            host.register_user_return();
+        }
+    }
+
+    fn load_guest_fpu(&mut self) {
+        if !self.st.fpu_loaded {
+            self.host.fpu_start_guest(&mut self.st.fpu);
+            self.st.fpu_loaded = true;
+            bump(&self.core.stats().fpu_reload);
+        }
+    }
+
+    fn host_cr0(&self) -> u64 {
+        self.host.host_cr0()
+    }
+
+    fn lapic_enabled(&mut self) -> bool {
+        self.lapic(|l| l.enabled()).unwrap_or(false)
+    }
+    fn lapic_tpr_class(&mut self) -> u8 {
+        self.lapic(|l| l.cr8() as u8).unwrap_or(0)
+    }
+    fn lapic_highest_irr_class(&mut self) -> Option<u8> {
+        self.lapic(|l| l.has_interrupt().map(|v| v >> 4)).flatten()
+    }
+
+    /// `kvm_lapic_sync_to_vapic` (here: the LAPIC's TPR into the
+    /// virtual-APIC page the TPR shadow reads).
+    fn sync_to_vapic(&mut self) {
+        let Some(tpr) = self.lapic(|l| l.read(APIC_TASKPRI as u32)) else {
+            return;
+        };
+        let page = self.st.virtual_apic.page_mut();
+        if let Some(d) = page.get_mut(APIC_TASKPRI..APIC_TASKPRI + 4) {
+            d.copy_from_slice(&tpr.to_le_bytes());
+        }
+    }
+
+    /// `kvm_lapic_sync_from_vapic`: a TPR the guest wrote through CR8
+    /// without an exit goes back to the LAPIC.
+    fn sync_from_vapic(&mut self) {
+        if !self.core.has_lapic() {
+            return;
+        }
+        let mut b = [0u8; 4];
+        if let Some(s) = self
+            .st
+            .virtual_apic
+            .page()
+            .get(APIC_TASKPRI..APIC_TASKPRI + 4)
+        {
+            b.copy_from_slice(s);
+        }
+        let tpr = u32::from_le_bytes(b) & 0xff;
+        let _ = self.lapic(|l| {
+            if l.read(APIC_TASKPRI as u32) != tpr {
+                let _ = l.write(APIC_TASKPRI as u32, tpr);
+            }
+        });
+    }
+
+    fn host_nmi(&mut self) {
+        self.host.host_nmi();
+    }
+
+    fn has_pending_timer(&mut self) -> bool {
+        let d = self.core.shared().devices().lock();
+        d.pit.as_ref().is_some_and(|p| p.pit.has_pending_timer())
+    }
+
+    fn inject_pending_timer_irqs(&mut self) {
+        let mut d = self.core.shared().devices().lock();
+        d.inject_pit_timer_irqs();
+    }
+
+    /// `kvm_lapic_reset` + `kvm_arch_vcpu_reset` for an AP that got its
+    /// SIPI: the VMCS guest state at the SIPI vector, GPRs cleared.
+    fn reset_vcpu(&mut self, vcpu: &mut VmxVcpu, v: &mut dyn Vmcs) -> Result<(), i32> {
+        let sipi = self
+            .lapic(|l| match l.mp_state() {
+                kvm_devices::lapic::MpState::SipiReceived(v) => v,
+                _ => 0,
+            })
+            .unwrap_or(vcpu.sipi_vector);
+        vcpu.sipi_vector = sipi;
+        let layout = kvm_vmx::setup::VcpuLayout {
+            is_bsp: false,
+            sipi_vector: sipi,
+            ept_root: vcpu.ept_root,
+            ..self.st.layout
+        };
+        let mut dv = DynVmcs(v);
+        kvm_vmx::setup::reset_guest_state(&mut dv, &vcpu.config, &layout);
+        vcpu.regs = kvm_vmx::vcpu::GuestRegs::default();
+        vcpu.events = kvm_vmx::inject::EventQueue::default();
+        vcpu.cr3 = 0;
+        vcpu.efer = 0;
+        Ok(())
+    }
+
+    fn complete_mmio_read(&mut self, data: &[u8; 8]) {
+        if let Some(a) = self.st.mmio_answer.as_mut() {
+            a.data = *data;
+        }
+    }
+
+    /// `complete_pio` of a string I/O: an INS element's data waits for the
+    /// re-executed instruction (the guest's RIP is still on it); OUTS data
+    /// was consumed.
+    fn complete_string_pio(&mut self, _vcpu: &mut VmxVcpu, _v: &mut dyn Vmcs) {
+        if let Some((port, size)) = self.st.pio_in_asked.take() {
+            let mut data = [0u8; 4];
+            let n = usize::from(size.min(4));
+            if let (Some(d), Some(s)) = (data.get_mut(..n), self.pio.get(..n)) {
+                d.copy_from_slice(s);
+            }
+            self.st.pio_in_answer = Some((port, size, data));
+        }
+    }
+
+    fn apic_base(&mut self) -> u64 {
+        self.lapic(|l| l.base_address() | 0x900)
+            .unwrap_or(self.st.msrs.apic_base)
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.host.now_ns()
+    }
+}
+
+/// Record the MMIO read going to user space so its answer can complete the
+/// instruction (`vcpu->mmio_phys_addr`, `mmio_size`).
+pub fn remember_mmio_read<H: VmxHost>(st: &mut EnvState<H>, m: &MmioExit) {
+    if !m.is_write {
+        st.mmio_answer = Some(MmioAnswer {
+            gpa: m.phys_addr,
+            len: m.len,
+            data: [0; 8],
+        });
+    }
+}

@@ -1,0 +1,819 @@
+//! KVM_RUN and the register ioctls through `kvm_ioctl::Driver` over
+//! `VmBackend<_, RealVmx<FakeHost>>`: a scripted CPU produces VM exits
+//! (tests/run_support) and every test checks the `kvm_run` bytes, the PIO
+//! page, the registers and what the next VM entry saw.
+
+mod run_support;
+mod vm_support;
+
+use ::x86::vmx::vmcs::guest;
+use kvm_ioctl::abi::*;
+use kvm_ioctl::{Dev, Errno};
+use kvm_vmx::exit_reason::ExitReason;
+use run_support::*;
+use vm_support::Proc;
+
+const KVM_EXIT_IO: u32 = 2;
+const KVM_EXIT_HLT: u32 = 5;
+const KVM_EXIT_MMIO: u32 = 6;
+const KVM_EXIT_SHUTDOWN: u32 = 8;
+const KVM_EXIT_INTR: u32 = 10;
+
+const BUF: u64 = 0x7fff_0000_0000;
+const RAM: u64 = 0x7f00_0000_0000;
+const RAM_SIZE: u64 = 1 << 20;
+
+struct Vm {
+    d: RunDriver,
+    p: Proc,
+    vmfd: Dev,
+    fd: Dev,
+    run: &'static mut [u8],
+}
+
+impl Vm {
+    /// A VM with 1 MiB of RAM at GPA 0 and one VCPU; `irqchip` creates
+    /// the in-kernel PIC/IOAPIC/LAPIC first, `pit` the PIT.
+    fn new(irqchip: bool, pit: bool) -> Vm {
+        let p = Proc::default();
+        p.map(BUF, 0x10000);
+        p.map(RAM, RAM_SIZE as usize);
+        let d = driver(&p);
+        let vmfd = open(&d);
+        ioctl(&d, vmfd, Ioctl::CreateVm, 0, &p).unwrap();
+        if pit {
+            assert_eq!(ioctl(&d, vmfd, Ioctl::CreatePit, 0, &p), Ok(0));
+        }
+        if irqchip {
+            assert_eq!(ioctl(&d, vmfd, Ioctl::CreateIrqchip, 0, &p), Ok(0));
+        }
+        p.put(
+            BUF,
+            &kvm_userspace_memory_region {
+                slot: 0,
+                flags: 0,
+                guest_phys_addr: 0,
+                memory_size: RAM_SIZE,
+                userspace_addr: RAM,
+            },
+        );
+        assert_eq!(ioctl(&d, vmfd, Ioctl::SetUserMemoryRegion, BUF, &p), Ok(0));
+        let fd = open(&d);
+        assert_eq!(ioctl(&d, fd, Ioctl::Clone, vmfd.0, &p), Ok(0));
+        assert_eq!(ioctl(&d, fd, Ioctl::CreateVcpu, 0, &p), Ok(0));
+        let run = run_pages(&d, fd);
+        Vm {
+            d,
+            p,
+            vmfd,
+            fd,
+            run,
+        }
+    }
+
+    fn exits(&self, exits: Vec<Exit>) {
+        script(&self.d).exits.extend(exits);
+    }
+
+    fn run(&mut self) -> Result<i32, Errno> {
+        ioctl(&self.d, self.fd, Ioctl::Run, 0, &self.p)
+    }
+
+    fn exit_reason(&self) -> u32 {
+        u32::from_le_bytes(self.run[8..12].try_into().unwrap())
+    }
+
+    fn u32_at(&self, off: usize) -> u32 {
+        u32::from_le_bytes(self.run[off..off + 4].try_into().unwrap())
+    }
+
+    fn u64_at(&self, off: usize) -> u64 {
+        u64::from_le_bytes(self.run[off..off + 8].try_into().unwrap())
+    }
+
+    fn regs(&self) -> kvm_regs {
+        assert_eq!(ioctl(&self.d, self.fd, Ioctl::GetRegs, BUF, &self.p), Ok(0));
+        self.p.get(BUF)
+    }
+
+    fn set_regs(&self, r: &kvm_regs) {
+        self.p.put(BUF, r);
+        assert_eq!(ioctl(&self.d, self.fd, Ioctl::SetRegs, BUF, &self.p), Ok(0));
+    }
+
+    fn sregs(&self) -> kvm_sregs {
+        assert_eq!(
+            ioctl(&self.d, self.fd, Ioctl::GetSregs, BUF, &self.p),
+            Ok(0)
+        );
+        self.p.get(BUF)
+    }
+
+    fn set_sregs(&self, s: &kvm_sregs) {
+        self.p.put(BUF, s);
+        assert_eq!(
+            ioctl(&self.d, self.fd, Ioctl::SetSregs, BUF, &self.p),
+            Ok(0)
+        );
+    }
+
+    /// Flat 32-bit protected mode, paging off, RIP = `rip`, IF set.
+    fn protected_mode(&self, rip: u64) {
+        let mut s = self.sregs();
+        let code = kvm_segment {
+            base: 0,
+            limit: 0xffff_ffff,
+            selector: 0x8,
+            r#type: 0xb,
+            present: 1,
+            dpl: 0,
+            db: 1,
+            s: 1,
+            l: 0,
+            g: 1,
+            avl: 0,
+            unusable: 0,
+            padding: 0,
+        };
+        let data = kvm_segment {
+            selector: 0x10,
+            r#type: 0x3,
+            ..code
+        };
+        s.cs = code;
+        s.ds = data;
+        s.es = data;
+        s.ss = data;
+        s.fs = data;
+        s.gs = data;
+        s.cr0 = 0x11; // PE | ET
+        self.set_sregs(&s);
+        let mut r = self.regs();
+        r.rip = rip;
+        r.rflags = 0x202;
+        self.set_regs(&r);
+    }
+
+    fn entries(&self) -> Vec<Entry> {
+        script(&self.d).entries.clone()
+    }
+}
+
+/// The value of counter `name` of the (only) VCPU's `vcpu-0` kstat.
+fn vcpu_stat(d: &RunDriver, name: &str) -> u64 {
+    let s = d.backend().services();
+    let live = s.kstats.live.lock().unwrap();
+    let rec = live
+        .values()
+        .find(|r| r.name == "vcpu-0")
+        .expect("vcpu kstat");
+    // SAFETY: the kstat's data lives as long as the VCPU, which is open.
+    let stats = unsafe { &*(rec.data as *const kvm_kstat::VcpuStats) };
+    stats
+        .entries()
+        .find(|k| k.name() == name)
+        .map(|k| k.get())
+        .expect("counter")
+}
+
+/// I/O qualification: size 1/2/4, IN or OUT, port (SDM table 27-5).
+fn io_qual(port: u16, size: u64, input: bool) -> u64 {
+    (u64::from(port) << 16) | (u64::from(input) << 3) | (size - 1)
+}
+
+fn set_rax(v: u64) -> impl FnMut(&mut kvm_vmx::vcpu::GuestRegs, &mut kvm_vmx::fake::FakeVmcs) {
+    move |r, _| r.rax = v
+}
+
+#[test]
+fn out_to_a_user_space_port_exits_with_kvm_exit_io_and_the_data_page() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.exits(vec![
+        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x3f8, 1, false)).with(set_rax(0x41)),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
+    assert_eq!(vm.run[32], KVM_EXIT_IO_OUT);
+    assert_eq!(vm.run[33], 1, "size");
+    assert_eq!(u16::from_le_bytes([vm.run[34], vm.run[35]]), 0x3f8);
+    assert_eq!(vm.u32_at(36), 1, "count");
+    assert_eq!(vm.u64_at(40), 4096, "data_offset");
+    assert_eq!(vm.run[4096], 0x41);
+    // The instruction is done: RIP is past it.
+    assert_eq!(vm.regs().rip, 0x1001);
+    // The next KVM_RUN resumes after it; KVM_RUN's end VMCLEARed the VMCS,
+    // so the entry is a VMLAUNCH again.
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    let e = vm.entries();
+    assert_eq!(e.len(), 2);
+    assert_eq!((e[0].rip, e[1].rip), (0x1000, 0x1001));
+    assert!(!e[0].launched && !e[1].launched);
+    assert_eq!(vm.regs().rip, 0x1002);
+}
+
+#[test]
+fn in_from_user_space_completes_into_al_on_the_next_run() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.exits(vec![
+        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x3f9, 1, true)).with(set_rax(0x1122_3344)),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
+    assert_eq!(vm.run[32], KVM_EXIT_IO_IN);
+    assert_eq!(u16::from_le_bytes([vm.run[34], vm.run[35]]), 0x3f9);
+    vm.run[4096] = 0x5a;
+    assert_eq!(vm.run(), Ok(0));
+    let e = vm.entries();
+    assert_eq!(e[1].regs.rax, 0x1122_335a, "AL merged, the rest kept");
+    assert_eq!(e[1].rip, 0x1001);
+}
+
+#[test]
+fn pit_ports_are_handled_in_the_kernel() {
+    let mut vm = Vm::new(false, true);
+    vm.protected_mode(0x1000);
+    // Counter 0, lobyte/hibyte, mode 2, count 0x1234; latch; read twice.
+    let out = |port, val| {
+        Exit::new(ExitReason::IoInstruction, 1, io_qual(port, 1, false)).with(set_rax(val))
+    };
+    vm.exits(vec![
+        out(0x43, 0x34),
+        out(0x40, 0x34),
+        out(0x40, 0x12),
+        out(0x43, 0x00),
+        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x40, 1, true)).with(set_rax(0)),
+        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x40, 1, true)).with(set_rax(0)),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    // One KVM_RUN: six port accesses stayed in the kernel.
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    let e = vm.entries();
+    assert_eq!(e.len(), 7);
+    assert_eq!(e[5].regs.rax & 0xff, 0x34, "latched low byte");
+    assert_eq!(e[6].regs.rax & 0xff, 0x12, "latched high byte");
+    assert_eq!(e[6].rip, 0x1006);
+    // The VCPU kstat counted them.
+    assert_eq!(vcpu_stat(&vm.d, "exits"), 7);
+    assert_eq!(vcpu_stat(&vm.d, "io-exits"), 6);
+    assert_eq!(vcpu_stat(&vm.d, "halt-exits"), 1);
+    assert_eq!(vcpu_stat(&vm.d, "mmio-exits"), 0);
+}
+
+#[test]
+fn ept_violation_on_ram_is_mapped_and_the_guest_resumes() {
+    let mut vm = Vm::new(false, false);
+    let tables = vm.d.backend().services().tables.live();
+    vm.exits(vec![Exit::ept(0x5000, 1), Exit::new(ExitReason::Hlt, 1, 0)]);
+    let rip = vm.regs().rip;
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    let e = vm.entries();
+    assert_eq!(e.len(), 2);
+    // Resumed at the same instruction, which now has its page.
+    assert_eq!(e[1].rip, rip);
+    assert!(
+        vm.d.backend().services().tables.live() > tables,
+        "EPT tables built"
+    );
+    assert!(script(&vm.d).invepts.is_empty());
+    assert_eq!(vcpu_stat(&vm.d, "pf-fixed"), 1);
+}
+
+#[test]
+fn mmio_write_outside_ram_is_emulated_and_exits_with_kvm_exit_mmio() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.p.write(RAM + 0x1000, &[0x89, 0x03]); // mov [ebx], eax
+    let mut r = vm.regs();
+    r.rax = 0x1234_5678;
+    r.rbx = 0xd000_0000;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xd000_0000, 2),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
+    assert_eq!(vm.u64_at(32), 0xd000_0000, "phys_addr");
+    assert_eq!(&vm.run[40..48], &[0x78, 0x56, 0x34, 0x12, 0, 0, 0, 0]);
+    assert_eq!(vm.u32_at(48), 4, "len");
+    assert_eq!(vm.run[52], 1, "is_write");
+    assert_eq!(vm.regs().rip, 0x1002);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.entries()[1].rip, 0x1002);
+    assert_eq!(vcpu_stat(&vm.d, "mmio-exits"), 1);
+    assert_eq!(vcpu_stat(&vm.d, "insn-emulation"), 1);
+    assert_eq!(vcpu_stat(&vm.d, "pf-fixed"), 0);
+}
+
+#[test]
+fn mmio_read_is_answered_by_user_space_on_the_next_run() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.p.write(RAM + 0x1000, &[0x8b, 0x03]); // mov eax, [ebx]
+    let mut r = vm.regs();
+    r.rbx = 0xd000_0010;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xd000_0010, 1),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
+    assert_eq!(vm.u64_at(32), 0xd000_0010);
+    assert_eq!(vm.u32_at(48), 4);
+    assert_eq!(vm.run[52], 0, "read");
+    assert_eq!(vm.regs().rip, 0x1000, "not done yet");
+    vm.run[40..44].copy_from_slice(&0xdead_beefu32.to_le_bytes());
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    let e = vm.entries();
+    assert_eq!(e[1].regs.rax, 0xdead_beef);
+    assert_eq!(e[1].rip, 0x1002);
+}
+
+#[test]
+fn hlt_with_the_in_kernel_irqchip_blocks_until_the_lapic_has_an_interrupt() {
+    let mut vm = Vm::new(true, false);
+    vm.protected_mode(0x1000);
+    // Software-enable the LAPIC and make vector 0x30 pending in its IRR.
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
+    let mut regs: Vec<u8> = vm.p.read(BUF, 1024);
+    regs[0xf0..0xf4].copy_from_slice(&0x1ffu32.to_le_bytes());
+    regs[0x212] |= 1; // IRR bit 48 (0x210 + bit 16)
+    vm.p.write(BUF, &regs);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetLapic, BUF, &vm.p), Ok(0));
+    // Disable injection on the first entry: IF clear until the HLT.
+    let mut r = vm.regs();
+    r.rflags = 0x2;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::new(ExitReason::Hlt, 1, 0).with(|_, v| {
+            v.set_exit_info(guest::RFLAGS, 0x202);
+        }),
+        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x3f8, 1, false)),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
+    let e = vm.entries();
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[0].injected & (1 << 31), 0, "nothing injected with IF=0");
+    assert_eq!(script(&vm.d).blocks, vec![true], "woken by the LAPIC");
+    // External interrupt (type 0), vector 0x30, valid.
+    assert_eq!(e[1].injected, 0x8000_0030);
+    assert_eq!(vcpu_stat(&vm.d, "irq-injections"), 1);
+    assert_eq!(vcpu_stat(&vm.d, "halt-wakeup"), 1);
+    assert_eq!(e[1].rip, 0x1001);
+    // MP state back to runnable.
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetMpState, BUF, &vm.p), Ok(0));
+    assert_eq!(vm.p.get::<u32>(BUF), 0);
+}
+
+#[test]
+fn cpuid_answers_from_the_vcpu_table() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    let e = kvm_cpuid_entry2 {
+        function: 0x4000_0000,
+        index: 0,
+        flags: 0,
+        eax: 0x4000_0001,
+        ebx: 0x4b4d_564b,
+        ecx: 0x564b_4d56,
+        edx: 0x4d,
+        padding: [0; 3],
+    };
+    vm.p.put(
+        BUF,
+        &kvm_cpuid2 {
+            nent: 1,
+            padding: 0,
+            entries: [],
+        },
+    );
+    vm.p.put(BUF + 8, &e);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetCpuid2, BUF, &vm.p), Ok(0));
+    vm.exits(vec![
+        Exit::new(ExitReason::Cpuid, 2, 0).with(|r, _| {
+            r.rax = 0x4000_0000;
+            r.rcx = 0;
+        }),
+        Exit::new(ExitReason::Cpuid, 2, 0).with(|r, _| {
+            r.rax = 0x8000_0000;
+            r.rbx = 0x77;
+        }),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    let en = vm.entries();
+    let r = en[1].regs;
+    assert_eq!(
+        (r.rax, r.rbx, r.rcx, r.rdx),
+        (0x4000_0001, 0x4b4d_564b, 0x564b_4d56, 0x4d)
+    );
+    assert_eq!(en[1].rip, 0x1002);
+    // A leaf not in the table reads as zeros.
+    let r = en[2].regs;
+    assert_eq!((r.rax, r.rbx, r.rcx, r.rdx), (0, 0, 0, 0));
+    assert_eq!(en[2].rip, 0x1004);
+}
+
+#[test]
+fn rdmsr_of_an_unknown_msr_injects_gp() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.exits(vec![
+        Exit::new(ExitReason::MsrRead, 2, 0).with(|r, _| r.rcx = 0x1234_5678),
+        Exit::new(ExitReason::MsrRead, 2, 0).with(|r, _| r.rcx = 0x1a0),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    let e = vm.entries();
+    // #GP(0): valid, deliver error code, hardware exception, vector 13.
+    assert_eq!(e[1].injected, 0x8000_0b0d);
+    assert_eq!(e[1].error_code, 0);
+    assert_eq!(e[1].rip, 0x1000, "RIP not advanced");
+    // MISC_ENABLE is known: no fault, EDX:EAX = 0, RIP advanced.
+    assert_eq!(e[2].injected & (1 << 31), 0);
+    assert_eq!((e[2].regs.rax, e[2].regs.rdx), (0, 0));
+    assert_eq!(e[2].rip, 0x1002);
+}
+
+#[test]
+fn triple_fault_is_kvm_exit_shutdown() {
+    let mut vm = Vm::new(false, false);
+    vm.exits(vec![Exit::new(ExitReason::TripleFault, 0, 0)]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_SHUTDOWN);
+}
+
+#[test]
+fn a_signal_ends_kvm_run_with_eintr_and_kvm_exit_intr() {
+    let mut vm = Vm::new(true, false);
+    vm.protected_mode(0x1000);
+    // HLT with nothing pending: the fake's block finds nobody to wake the
+    // VCPU and delivers a signal.
+    vm.exits(vec![Exit::new(ExitReason::Hlt, 1, 0)]);
+    assert_eq!(vm.run(), Err(Errno::EINTR));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_INTR);
+    assert_eq!(script(&vm.d).blocks, vec![false]);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetMpState, BUF, &vm.p), Ok(0));
+    assert_eq!(vm.p.get::<u32>(BUF), 3, "halted");
+}
+
+#[test]
+fn regs_and_sregs_round_trip() {
+    let vm = Vm::new(false, false);
+    // Reset state: F000:FFF0, real mode.
+    let r = vm.regs();
+    assert_eq!((r.rip, r.rflags), (0xfff0, 0x2));
+    let s = vm.sregs();
+    assert_eq!((s.cs.selector, s.cs.base), (0xf000, 0xf_0000));
+    assert_eq!(s.cr0 & 1, 0);
+    let r = kvm_regs {
+        rax: 1,
+        rbx: 2,
+        rcx: 3,
+        rdx: 4,
+        rsi: 5,
+        rdi: 6,
+        rsp: 7,
+        rbp: 8,
+        r8: 9,
+        r9: 10,
+        r10: 11,
+        r11: 12,
+        r12: 13,
+        r13: 14,
+        r14: 15,
+        r15: 16,
+        rip: 0x1234,
+        rflags: 0x246,
+    };
+    vm.set_regs(&r);
+    assert_eq!(vm.regs(), r);
+    vm.protected_mode(0x2000);
+    let mut s = vm.sregs();
+    assert_eq!(s.cr0 & 1, 1);
+    assert_eq!((s.cs.selector, s.cs.db, s.cs.limit), (0x8, 1, 0xffff_ffff));
+    assert_eq!((s.ds.selector, s.ds.r#type), (0x10, 3));
+    s.gdt = kvm_dtable {
+        base: 0x5000,
+        limit: 0x27,
+        padding: [0; 3],
+    };
+    s.idt = kvm_dtable {
+        base: 0x6000,
+        limit: 0x7ff,
+        padding: [0; 3],
+    };
+    s.cr2 = 0xdead_0000;
+    s.cr3 = 0x9000;
+    s.efer = 0;
+    vm.set_sregs(&s);
+    let back = vm.sregs();
+    assert_eq!((back.gdt.base, back.gdt.limit), (0x5000, 0x27));
+    assert_eq!((back.idt.base, back.idt.limit), (0x6000, 0x7ff));
+    assert_eq!((back.cr2, back.cr3), (0xdead_0000, 0x9000));
+    assert_eq!(back.cs, s.cs);
+    assert_eq!(back.ss, s.ss);
+    assert_eq!(vm.regs().rip, 0x2000);
+}
+
+#[test]
+fn msrs_fpu_and_the_msr_index_list() {
+    let vm = Vm::new(false, false);
+    // SET_MSRS stops at the first unknown MSR.
+    let mut msrs = kvm_msrs {
+        nmsrs: 3,
+        pad: 0,
+        entries: [kvm_msr_entry::default(); 100],
+    };
+    msrs.entries[0] = kvm_msr_entry {
+        index: 0x1a0,
+        reserved: 0,
+        data: 0x81,
+    };
+    msrs.entries[1] = kvm_msr_entry {
+        index: 0x174,
+        reserved: 0,
+        data: 0x10,
+    };
+    msrs.entries[2] = kvm_msr_entry {
+        index: 0x4321,
+        reserved: 0,
+        data: 1,
+    };
+    vm.p.put(BUF, &msrs);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetMsrs, BUF, &vm.p), Ok(2));
+    msrs.entries[0].data = 0;
+    msrs.entries[1].data = 0;
+    vm.p.put(BUF, &msrs);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetMsrs, BUF, &vm.p), Ok(2));
+    let back: kvm_msrs = vm.p.get(BUF);
+    assert_eq!((back.entries[0].data, back.entries[1].data), (0x81, 0x10));
+    // FPU: the reset FCW/MXCSR, then a round trip.
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetFpu, BUF, &vm.p), Ok(0));
+    let mut f: kvm_fpu = vm.p.get(BUF);
+    assert_eq!((f.fcw, f.mxcsr), (0x37f, 0x1f80));
+    f.xmm[3] = [7; 16];
+    f.fsw = 0x4000;
+    vm.p.put(BUF, &f);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetFpu, BUF, &vm.p), Ok(0));
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetFpu, BUF, &vm.p), Ok(0));
+    assert_eq!(vm.p.get::<kvm_fpu>(BUF), f);
+    // The index list: the five always-reported, what the host has, and
+    // MISC_ENABLE.
+    vm.p.put(BUF, &64u32);
+    assert_eq!(
+        ioctl(&vm.d, vm.vmfd, Ioctl::GetMsrIndexList, BUF, &vm.p),
+        Ok(0)
+    );
+    let n = vm.p.get::<u32>(BUF) as usize;
+    let list: Vec<u32> = (0..n).map(|i| vm.p.get(BUF + 4 + 4 * i as u64)).collect();
+    assert_eq!(
+        &list[..5],
+        &[0x12, 0x11, 0x4000_0000, 0x4000_0001, 0x4000_0073]
+    );
+    assert!(list.contains(&0x174) && list.contains(&0x277));
+    assert!(!list.contains(&0xc001_0117) && !list.contains(&0x198));
+    assert_eq!(list.last(), Some(&0x1a0));
+}
+
+#[test]
+fn mmio_writes_to_a_coalesced_zone_go_to_the_ring_without_an_exit() {
+    let mut vm = Vm::new(false, false);
+    vm.p.put(
+        BUF,
+        &kvm_coalesced_mmio_zone {
+            addr: 0xd000_0000,
+            size: 0x1000,
+            pad: 0,
+        },
+    );
+    assert_eq!(
+        ioctl(&vm.d, vm.vmfd, Ioctl::RegisterCoalescedMmio, BUF, &vm.p),
+        Ok(0)
+    );
+    vm.protected_mode(0x1000);
+    vm.p.write(RAM + 0x1000, &[0x89, 0x03, 0x89, 0x03]); // mov [ebx], eax x2
+    let mut r = vm.regs();
+    r.rax = 0xcafe_f00d;
+    r.rbx = 0xd000_0008;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xd000_0008, 2),
+        Exit::ept(0xd000_0008, 2).with(|r, _| r.rax = 0x1234),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT, "no MMIO exit");
+    assert_eq!(vm.entries()[2].rip, 0x1004);
+    let ring = ring_page(&vm.d, vm.fd);
+    let first = u32::from_le_bytes(ring[0..4].try_into().unwrap());
+    let last = u32::from_le_bytes(ring[4..8].try_into().unwrap());
+    assert_eq!((first, last), (0, 2));
+    // Entry: phys_addr, len, pad, data.
+    assert_eq!(
+        u64::from_le_bytes(ring[8..16].try_into().unwrap()),
+        0xd000_0008
+    );
+    assert_eq!(u32::from_le_bytes(ring[16..20].try_into().unwrap()), 4);
+    assert_eq!(&ring[24..32], &[0x0d, 0xf0, 0xfe, 0xca, 0, 0, 0, 0]);
+    assert_eq!(&ring[48..56], &[0x34, 0x12, 0, 0, 0, 0, 0, 0]);
+    assert_eq!(vcpu_stat(&vm.d, "mmio-exits"), 0, "no exit to user space");
+    assert_eq!(vcpu_stat(&vm.d, "insn-emulation"), 2);
+}
+
+#[test]
+fn tpr_shadow_writes_reach_the_lapic_and_back() {
+    let mut vm = Vm::new(true, false);
+    vm.protected_mode(0x1000);
+    // The LAPIC's TPR (0x80) is 0x30 before the entry.
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
+    let mut regs: Vec<u8> = vm.p.read(BUF, 1024);
+    regs[0xf0..0xf4].copy_from_slice(&0x1ffu32.to_le_bytes());
+    regs[0x80..0x84].copy_from_slice(&0x30u32.to_le_bytes());
+    vm.p.write(BUF, &regs);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetLapic, BUF, &vm.p), Ok(0));
+    let pages = host(&vm.d).pages.clone();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(0u32));
+    let seen2 = seen.clone();
+    vm.exits(vec![
+        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x3f8, 1, false)).with(move |_, v| {
+            // The guest runs MOV CR8, 5 without an exit: the CPU writes the
+            // virtual-APIC page's TPR.
+            let pa = v
+                .get(::x86::vmx::vmcs::control::VIRT_APIC_ADDR_FULL)
+                .unwrap();
+            let ptr = pages.lock().unwrap()[&pa] as *mut u8;
+            // SAFETY: the page lives in the VCPU, which is being run.
+            let tpr = unsafe { std::slice::from_raw_parts_mut(ptr.add(0x80), 4) };
+            *seen2.lock().unwrap() = u32::from_le_bytes(tpr.try_into().unwrap());
+            tpr.copy_from_slice(&0x50u32.to_le_bytes());
+        }),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        0x30,
+        "LAPIC TPR shadowed before entry"
+    );
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
+    let regs: Vec<u8> = vm.p.read(BUF, 1024);
+    assert_eq!(
+        u32::from_le_bytes(regs[0x80..0x84].try_into().unwrap()),
+        0x50
+    );
+    // kvm_run.cr8 reports it (TPR >> 4).
+    assert_eq!(vm.u64_at(16), 5);
+}
+
+#[test]
+fn vcpu_setup_programs_the_vmcs_and_teardown_frees_the_vpid() {
+    let vm = Vm::new(false, false);
+    let h = host(&vm.d);
+    {
+        let m = h.vmcs.lock().unwrap();
+        assert_eq!(m.len(), 1, "one VMCS region");
+        let (pa, v) = m.iter().next().unwrap();
+        let v = v.lock().unwrap();
+        assert_eq!(v.current, None, "VMCLEARed after setup");
+        // vmx_vcpu_setup: VPID 1, HOST_RIP from the host, EPTP WB/4-level.
+        assert_eq!(v.get(::x86::vmx::vmcs::control::VPID), Some(1));
+        assert_eq!(
+            v.get(::x86::vmx::vmcs::host::RIP),
+            Some(0xffff_ffff_fb80_1000)
+        );
+        assert_eq!(
+            v.get(::x86::vmx::vmcs::control::EPTP_FULL).unwrap() & 0x7f,
+            0x1e
+        );
+        // The region carries the revision id.
+        let page = h.pages.lock().unwrap()[pa] as *const u32;
+        // SAFETY: the region lives in the open VCPU.
+        assert_eq!(unsafe { page.read() }, 4);
+    }
+    // VCPUs live as long as their VM: close both descriptors.
+    vm.d.close(vm.fd).unwrap();
+    assert!(h.freed_vpids.lock().unwrap().is_empty());
+    vm.d.close(vm.vmfd).unwrap();
+    assert_eq!(*h.freed_vpids.lock().unwrap(), vec![1]);
+}
+
+/// Qualification of a string I/O (bit 4), REP (bit 5).
+fn string_qual(port: u16, size: u64, input: bool, rep: bool) -> u64 {
+    io_qual(port, size, input) | (1 << 4) | (u64::from(rep) << 5)
+}
+
+#[test]
+fn rep_outsb_to_user_space_is_one_exit_with_every_byte() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.p.write(RAM + 0x1000, &[0xf3, 0x6e]); // rep outsb
+    vm.p.write(RAM + 0x3000, b"hello");
+    let mut r = vm.regs();
+    r.rdx = 0x3f8;
+    r.rsi = 0x3000;
+    r.rcx = 5;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::new(
+            ExitReason::IoInstruction,
+            2,
+            string_qual(0x3f8, 1, false, true),
+        ),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
+    assert_eq!(vm.run[32], KVM_EXIT_IO_OUT);
+    assert_eq!(vm.run[33], 1);
+    assert_eq!(u16::from_le_bytes([vm.run[34], vm.run[35]]), 0x3f8);
+    assert_eq!(vm.u32_at(36), 5, "count");
+    assert_eq!(vm.u64_at(40), 4096);
+    assert_eq!(&vm.run[4096..4101], b"hello");
+    let r = vm.regs();
+    assert_eq!((r.rip, r.rsi, r.rcx), (0x1002, 0x3005, 0));
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    assert_eq!(vm.entries()[1].rip, 0x1002);
+}
+
+#[test]
+fn insw_from_user_space_lands_in_guest_memory() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.p.write(RAM + 0x1000, &[0x66, 0x6d]); // insw
+    let mut r = vm.regs();
+    r.rdx = 0x1f0;
+    r.rdi = 0x4000;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::new(
+            ExitReason::IoInstruction,
+            2,
+            string_qual(0x1f0, 2, true, false),
+        ),
+        // The CPU re-executes the INSW once user space answered.
+        Exit::new(
+            ExitReason::IoInstruction,
+            2,
+            string_qual(0x1f0, 2, true, false),
+        ),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
+    assert_eq!(vm.run[32], KVM_EXIT_IO_IN);
+    assert_eq!(vm.run[33], 2);
+    assert_eq!(u16::from_le_bytes([vm.run[34], vm.run[35]]), 0x1f0);
+    assert_eq!(vm.u32_at(36), 1);
+    assert_eq!(vm.regs().rip, 0x1000, "not done yet");
+    vm.run[4096..4098].copy_from_slice(&0xbeefu16.to_le_bytes());
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    assert_eq!(vm.p.read(RAM + 0x4000, 2), vec![0xef, 0xbe]);
+    let e = vm.entries();
+    assert_eq!(e.len(), 3);
+    assert_eq!(e[2].rip, 0x1002);
+    let r = vm.regs();
+    assert_eq!(r.rdi, 0x4002);
+}
+
+#[test]
+fn kvm_set_signal_mask_applies_around_kvm_run() {
+    let mut vm = Vm::new(false, false);
+    // struct kvm_signal_mask { len = 16; sigset[16] }.
+    let mut arg = 16u32.to_le_bytes().to_vec();
+    arg.extend_from_slice(&[0x5a; 16]);
+    vm.p.write(BUF, &arg);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetSignalMask, BUF, &vm.p), Ok(0));
+    vm.exits(vec![Exit::new(ExitReason::TripleFault, 0, 0)]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(
+        script(&vm.d).sigmasks,
+        vec![(true, [0x5a; 16]), (false, [0xee; 16])]
+    );
+}
+
+#[test]
+fn irq_line_kicks_the_vms_vcpus() {
+    let vm = Vm::new(true, false);
+    vm.p.put(
+        BUF,
+        &kvm_irq_level {
+            u: kvm_irq_level_u { irq: 4 },
+            level: 1,
+        },
+    );
+    assert_eq!(ioctl(&vm.d, vm.vmfd, Ioctl::IrqLine, BUF, &vm.p), Ok(0));
+    assert_eq!(script(&vm.d).kicks, vec![(0, 0)]);
+}
