@@ -8,6 +8,7 @@ use kvm_mmu::walker::{CpuFeatures as WalkFeatures, PagingContext};
 use kvm_vmx::cpu::CpuidResult;
 use kvm_vmx::cr;
 use kvm_vmx::entry::{EntryResult, GuestEntry};
+use kvm_vmx::env::Probe;
 use kvm_vmx::env::{
     ControlRegister, Emulation, EmulationReason, ExitEnv, Fault, InterruptSource, ProbeSink,
 };
@@ -370,7 +371,55 @@ fn queue_exception(vcpu: &mut VmxVcpu, e: Exception) {
     vcpu.events.queue_exception(vector, ec);
 }
 
-impl<S: Services, H: VmxHost> ProbeSink for RunCtx<'_, S, H> {}
+/// The VMX crate's probes, fired as the C driver's SDT probes (`kvm-vexit`,
+/// `kvm-vrun`, `kvm-cr*`, `kvm-msr-*`, `kvm-pio`, `kvm-vmx-*`, ...); in a
+/// build without the `kernel` feature they cost nothing.
+impl<S: Services, H: VmxHost> ProbeSink for RunCtx<'_, S, H> {
+    fn probe(&mut self, p: Probe) {
+        use kvm_kstat::sdt;
+        let u = |v: u64| v as usize;
+        match p {
+            Probe::Vexit { rip, exit_reason } => sdt::vexit(u(rip), exit_reason as usize),
+            Probe::Vrun { rip } => sdt::vrun(u(rip)),
+            Probe::VmLaunch => sdt::vmx_vmlaunch(0),
+            Probe::VmResume => sdt::vmx_vmresume(0),
+            Probe::Cr { cr, gpr, access } => {
+                sdt::cr(usize::from(cr), usize::from(gpr), usize::from(access))
+            }
+            Probe::CrWrite { cr, value } => sdt::cr_write(usize::from(cr), u(value)),
+            Probe::CrRead { cr, value } => sdt::cr_read(usize::from(cr), u(value)),
+            Probe::MsrRead { msr, data } => sdt::msr_read(msr as usize, u(data)),
+            Probe::MsrReadEx { msr } => sdt::msr_read_ex(msr as usize),
+            Probe::MsrWrite { msr, data } => sdt::msr_write(msr as usize, u(data)),
+            Probe::MsrWriteEx { msr, data } => sdt::msr_write_ex(msr as usize, u(data)),
+            Probe::InjVirq { irq } => sdt::inj_virq(usize::from(irq)),
+            Probe::PageFault { addr, code } => sdt::page_fault(u(addr), u(code)),
+            Probe::Hypercall { nr, args } => {
+                let [a0, a1, a2, a3] = args;
+                sdt::hypercall(u(nr), u(a0), u(a1), u(a2), u(a3))
+            }
+            Probe::Pio {
+                out,
+                port,
+                size,
+                count,
+            } => sdt::pio(
+                usize::from(out),
+                usize::from(port),
+                usize::from(size),
+                u(count),
+            ),
+            Probe::VmxVmread { field, value } => sdt::vmx_vmread(field as usize, u(value)),
+            Probe::VmxVmwrite { field, value, err } => {
+                sdt::vmx_vmwrite(field as usize, u(value), usize::from(err))
+            }
+            Probe::VmxVmptrld { pa } => sdt::vmx_vmptrld(u(pa)),
+            Probe::VmxVmclear { pa } => sdt::vmx_vmclear(u(pa)),
+            Probe::VmxInvept { eptp, gpa } => sdt::vmx_invept(u(eptp), u(gpa)),
+            Probe::VmxInvvpid { vpid, gva } => sdt::vmx_invvpid(usize::from(vpid), u(gva)),
+        }
+    }
+}
 
 impl<S: Services, H: VmxHost> InterruptSource for RunCtx<'_, S, H> {
     /// `kvm_cpu_has_interrupt`: the LAPIC, else the PIC's ExtINT when the
@@ -604,6 +653,17 @@ impl<S: Services, H: VmxHost> GuestEntry for RunCtx<'_, S, H> {
 }
 
 impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
+    /// `kvm-vm-entry` (VCPU id) and `kvm-guest-entry` (the VCPU), with the
+    /// VMCS current and interrupts off, as `vcpu_enter_guest` and
+    /// `kvm_guest_enter` fired them.
+    fn guest_enter(&mut self) {
+        kvm_kstat::sdt::vm_entry(self.core.id() as usize);
+        kvm_kstat::sdt::guest_entry(self.core as *const VcpuCore<S> as usize);
+    }
+    /// `kvm-guest-exit`: back from the guest, VMCS still current.
+    fn guest_exit(&mut self) {
+        kvm_kstat::sdt::guest_exit(self.core as *const VcpuCore<S> as usize);
+    }
     fn preempt_disable(&mut self) {
         self.host.preempt_disable();
     }
