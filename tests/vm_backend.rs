@@ -587,7 +587,7 @@ fn kstats_are_installed_with_the_c_names_and_deleted_with_their_objects() {
     let vm: Vec<_> = live.iter().filter(|r| r.name == "vm").collect();
     assert_eq!(vm.len(), 1);
     assert_eq!((vm[0].instance, vm[0].ndata), (0, VmStats::NDATA));
-    assert_eq!(vm[0].size, 48 * 11 + "global".len() + 1);
+    assert_eq!(vm[0].size, 48 * 12 + "global".len() + 1);
     // SAFETY: the kstat's data lives as long as the VM, which is open.
     let stats = unsafe { &*(vm[0].data as *const VmStats) };
     let want: Vec<String> = VM_STAT_TABLE.iter().map(|(n, _)| n.to_string()).collect();

@@ -87,6 +87,9 @@ kstat_struct! {
         /// Large (2 MiB) EPT mappings in use.
         lpages = "lpages": Uint64,
         mmu_unsync_page = "mmu-unsync-page": Uint64,
+        /// EPT paging-structure pages in use (× 4 KiB = the VM's table
+        /// memory). Not in the C driver, which had no such accounting.
+        ept_table_pages = "ept-table-pages": Uint64,
         zonename = "zonename": String,
     }
 }
@@ -226,6 +229,8 @@ mod tests {
         "remote-tlb-flush",
         "lpages",
         "mmu-unsync-page",
+        // Added by the port (per-VM memory accounting, MMU issue).
+        "ept-table-pages",
         "zonename",
     ];
 
@@ -357,7 +362,7 @@ mod tests {
         let p = Published::vm(99, b"zone-with-a-name\0ignored");
         assert_eq!(p.stats.pid.get(), 99);
         assert_eq!(p.stats.zonename.str_buflen(), 17);
-        assert_eq!(p.data_size(), 48 * 11 + 17);
+        assert_eq!(p.data_size(), 48 * 12 + 17);
     }
 
     #[test]

@@ -130,6 +130,7 @@ impl<S: Services> VmShared<S> {
         let st = mmu.stats();
         self.stats().lpages.set(st.lpages);
         self.stats().remote_tlb_flush.set(st.invept_requests);
+        self.stats().ept_table_pages.set(st.table_pages);
     }
 
     /// Port of `init_rmode_tss` (for the VMX VCPU reset): zero the three
