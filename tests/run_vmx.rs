@@ -283,6 +283,26 @@ fn ept_violation_on_ram_is_mapped_and_the_guest_resumes() {
     );
     assert!(script(&vm.d).invepts.is_empty());
     assert_eq!(vcpu_stat(&vm.d, "pf-fixed"), 1);
+    // The VM's table-memory gauge follows the MMU (4 levels built).
+    assert_eq!(
+        vm_stat(&vm.d, "ept-table-pages"),
+        vm.d.backend().services().tables.live() as u64
+    );
+    assert!(vm_stat(&vm.d, "ept-table-pages") >= 4);
+}
+
+/// The value of counter `name` of the VM's `vm` kstat.
+fn vm_stat(d: &RunDriver, name: &str) -> u64 {
+    let s = d.backend().services();
+    let live = s.kstats.live.lock().unwrap();
+    let rec = live.values().find(|r| r.name == "vm").expect("vm kstat");
+    // SAFETY: the kstat's data lives as long as the VM, which is open.
+    let stats = unsafe { &*(rec.data as *const kvm_kstat::VmStats) };
+    stats
+        .entries()
+        .find(|k| k.name() == name)
+        .map(|k| k.get())
+        .expect("counter")
 }
 
 #[test]

@@ -590,7 +590,13 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
             fetch,
         };
         let shared = self.core.shared().clone();
-        let r = shared.mmu().lock().handle_ept_violation(gpa, access);
+        let r = {
+            let mut mmu = shared.mmu().lock();
+            let r = mmu.handle_ept_violation(gpa, access);
+            // `lpages`, `ept-table-pages`, `remote-tlb-flush` stay current.
+            shared.sync_stats(&mmu);
+            r
+        };
         match r {
             Ok(FaultOutcome::Mapped { invept, .. }) => {
                 bump(&self.core.stats().pf_fixed);
