@@ -1080,3 +1080,50 @@ fn flexpriority_gets_the_apic_access_page_and_zones_unregister_by_range() {
     assert_eq!(zones.len(), 1);
     assert_eq!(zones[0].addr, VGA);
 }
+
+/// What mdb's `::walk kvm`, `::kvm_gpa2qva` and `::kvm_gsiroutes` read: the
+/// VM's record is on `kvm_vm_list`, with QEMU's memslots, GSI map and VCPUs;
+/// it leaves the list with the VM.
+#[test]
+fn debugger_records_follow_the_vm() {
+    let p = Proc::default();
+    p.map(BUF, 0x10000);
+    let d = driver(&p);
+    let (vmfd, vcpus) = bring_up(&d, &p, 2);
+    let shared = vm_shared(&d, 0);
+    let rec: *const kvm_kstat::debug::KvmDebugVm = {
+        let dbg = shared.debug().lock();
+        let vm = dbg.get();
+        assert!(vm.record().is_valid());
+        assert_eq!(vm.record().pid(), 4242);
+        assert_eq!(vm.nvcpus(), 2);
+        // Slot 2: RAM above the VGA window, in pages.
+        let s = vm.memslots().get(2).copied().unwrap();
+        assert_eq!(
+            (s.base_gfn, s.npages, s.userspace_addr),
+            (
+                (VGA + VGA_SIZE) >> 12,
+                (RAM_SIZE - VGA - VGA_SIZE) >> 12,
+                RAM + VGA + VGA_SIZE
+            )
+        );
+        let vga = vm.memslots().get(1).copied().unwrap();
+        assert_eq!(vga.flags, KVM_MEM_LOG_DIRTY_PAGES);
+        // QEMU's routing: IRQ0 on IOAPIC pin 2, IRQ 9 on slave pin 1,
+        // IOAPIC pin 0 unrouted.
+        assert_eq!(vm.gsi(2, 2), Some(0));
+        assert_eq!(vm.gsi(1, 1), Some(9));
+        assert_eq!(vm.gsi(2, 0), Some(kvm_kstat::debug::GSI_NONE));
+        vm.record()
+    };
+    assert!(::kvm::vm::debug::is_linked(rec));
+    drop(shared);
+    for fd in vcpus {
+        assert_eq!(d.close(fd), Ok(()));
+    }
+    assert_eq!(d.close(vmfd), Ok(()));
+    assert!(
+        !::kvm::vm::debug::is_linked(rec),
+        "unlinked when the VM is destroyed"
+    );
+}

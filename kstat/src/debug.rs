@@ -263,6 +263,17 @@ impl Default for KvmDebugMemslots {
 }
 
 impl KvmDebugVcpu {
+    /// [`Self::new`] built directly in kmem (the ring is 16 KB: never on
+    /// the 20 KiB kernel stack).
+    pub fn new_boxed(id: u32) -> alloc::boxed::Box<Self> {
+        // SAFETY: the ring and the header are integers: all-zero is an
+        // empty ring; magic and id are set next.
+        let mut b = unsafe { alloc::boxed::Box::<Self>::new_zeroed().assume_init() };
+        b.magic = MAGIC_VCPU;
+        b.id = id;
+        b
+    }
+
     /// VCPU `id`'s record with an empty ring.
     pub const fn new(id: u32) -> Self {
         Self {
@@ -334,6 +345,20 @@ impl DebugVm {
             memslots: KvmDebugMemslots::new(),
             vcpus: [ptr::null(); KVM_MAX_VCPUS],
         }
+    }
+
+    /// [`Self::new`] built directly in kmem: the records are ~2.3 KB, too
+    /// big to build on the kernel stack and move.
+    pub fn new_boxed(id: u32, pid: i32) -> alloc::boxed::Box<Self> {
+        // SAFETY: every field is an integer, an array of integers or a raw
+        // pointer: all-zero is a valid (empty, unlinked) value, then the
+        // non-zero fields of `new` are set.
+        let mut b = unsafe { alloc::boxed::Box::<Self>::new_zeroed().assume_init() };
+        b.vm.magic = MAGIC_VM;
+        b.vm.id = id;
+        b.vm.pid = pid;
+        b.vm.gsi = [[GSI_NONE; KVM_IOAPIC_NUM_PINS]; KVM_NR_IRQCHIPS];
+        b
     }
 
     /// The VM record (what the list links; its address is this block's).

@@ -373,6 +373,7 @@ pub(crate) fn create<S: Services>(vm: &VmShared<S>) -> Result<i32, Errno> {
         ioapic: Ioapic::new(),
     });
     d.router.set_table(table);
+    vm.debug().lock().set_routes(d.router.table());
     Ok(0)
 }
 
@@ -589,7 +590,12 @@ pub(crate) fn set_gsi_routing<S: Services>(
         .map_err(|_| Errno::ENOMEM)?;
     ue.extend(entries.iter().map(routing_entry_from_abi));
     let table = RoutingTable::from_abi(&ue).map_err(routing_errno)?;
-    let old = vm.devices().lock().router.set_table(table);
+    let old = {
+        let mut d = vm.devices().lock();
+        let old = d.router.set_table(table);
+        vm.debug().lock().set_routes(d.router.table());
+        old
+    };
     drop(old);
     Ok(0)
 }

@@ -35,6 +35,7 @@
 
 pub mod caps;
 pub mod cpuid;
+pub mod debug;
 pub mod irqchip;
 pub mod kstat;
 pub mod pit;

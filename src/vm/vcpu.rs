@@ -93,6 +93,9 @@ pub struct VcpuCore<S: Services> {
     pub events: Events,
     /// KVM_SET_VAPIC_ADDR (`apic->vapic_addr`).
     pub vapic_addr: u64,
+    /// The debugger's record and event ring (`kvcpu_ringbuf`), boxed so
+    /// the VM's record can point at it.
+    pub debug: Box<kvm_kstat::debug::KvmDebugVcpu>,
 }
 
 impl<S: Services> VcpuCore<S> {
@@ -390,6 +393,7 @@ impl<S: Services, X: VmxSeam<S>> Vcpu<S, X> {
             mce_banks: alloc::vec![0; KVM_MAX_MCE_BANKS as usize * 4].into_boxed_slice(),
             events: Events::default(),
             vapic_addr: 0,
+            debug: kvm_kstat::debug::KvmDebugVcpu::new_boxed(id),
         };
         {
             let mut d = shared.devices().lock();
@@ -414,6 +418,11 @@ impl<S: Services, X: VmxSeam<S>> Vcpu<S, X> {
                 *s = slot;
             }
         }
+        let _ = shared
+            .debug()
+            .lock()
+            .get_mut()
+            .set_vcpu(index as usize, &core.debug);
         Ok(Vcpu {
             core,
             vmx: vmx_vcpu,
@@ -438,6 +447,14 @@ impl<S: Services, X: VmxSeam<S>> Drop for Vcpu<S, X> {
     /// `kvm_arch_vcpu_free`: the LAPIC leaves the VM (its timer is
     /// cancelled by the model's drop of the platform timer).
     fn drop(&mut self) {
+        // The VM's record must not point at the freed ring.
+        let _ = self
+            .core
+            .shared
+            .debug()
+            .lock()
+            .get_mut()
+            .clear_vcpu(self.core.index as usize);
         if !self.core.has_lapic {
             return;
         }

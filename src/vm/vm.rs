@@ -91,12 +91,18 @@ pub struct VmShared<S: Services> {
     ring: S::Shared,
     arch: spin::Mutex<ArchState>,
     stats: Installed<S, VmStats>,
+    /// The debugger's records (`::walk kvm`); a leaf lock.
+    debug: spin::Mutex<crate::vm::debug::Linked>,
 }
 
 impl<S: Services> VmShared<S> {
     /// The VM id (`kvmid`).
     pub fn id(&self) -> VmId {
         self.id
+    }
+    /// The debugger's records of this VM.
+    pub fn debug(&self) -> &spin::Mutex<crate::vm::debug::Linked> {
+        &self.debug
     }
     /// The MMU (slots, EPT, dirty logs).
     pub fn mmu(&self) -> &spin::Mutex<Mmu<S::Tables, S::GuestMem>> {
@@ -232,6 +238,7 @@ impl<S: Services, X: VmxSeam<S>> Vm<S, X> {
             ring,
             arch: spin::Mutex::new(ArchState::default()),
             stats,
+            debug: spin::Mutex::new(crate::vm::debug::Linked::new(id, caller.pid)),
         });
         let vmx_vm = vmx.create_vm(&shared)?;
         Ok(Vm {
@@ -339,6 +346,19 @@ impl<S: Services, X: VmxSeam<S>> Vm<S, X> {
             .set_user_memory_region(r.slot, &region)
             .map_err(mmu_errno)?;
         self.flush(vmx, inv);
+        let slot = r.slot as usize;
+        let mut dbg = self.shared.debug.lock();
+        let _ = if r.memory_size == 0 {
+            dbg.get_mut().clear_memslot(slot)
+        } else {
+            dbg.get_mut().set_memslot(
+                slot,
+                r.guest_phys_addr >> 12,
+                r.memory_size >> 12,
+                r.flags,
+                r.userspace_addr,
+            )
+        };
         Ok(0)
     }
 
