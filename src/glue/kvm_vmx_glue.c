@@ -30,6 +30,13 @@ kvm_vmx_glue_cpu_id(void)
 	return ((uint32_t)CPU->cpu_id);
 }
 
+/* curthread, for the VCPU event ring's thread column. */
+uint64_t
+kvm_vmx_glue_curthread(void)
+{
+	return ((uint64_t)(uintptr_t)curthread);
+}
+
 void
 kvm_vmx_glue_preempt_disable(void)
 {

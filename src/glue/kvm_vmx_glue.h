@@ -66,4 +66,6 @@ extern void kvm_vmx_glue_host_selectors(uint16_t *cs, uint16_t *ds,
  */
 extern int kvm_vmx_glue_rdmsr_safe(uint32_t msr, uint64_t *val);
 
+extern uint64_t kvm_vmx_glue_curthread(void);
+
 #endif /* _KVM_VMX_GLUE_H */

@@ -178,6 +178,7 @@ unsafe extern "C" {
 
     // src/glue/kvm_vmx_glue.h.
     pub fn kvm_vmx_glue_cpu_id() -> u32;
+    pub fn kvm_vmx_glue_curthread() -> u64;
     pub fn kvm_vmx_glue_preempt_disable();
     pub fn kvm_vmx_glue_preempt_enable();
     pub fn kvm_vmx_glue_runrun() -> c_int;

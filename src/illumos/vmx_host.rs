@@ -1293,6 +1293,15 @@ impl VmxHost for IllumosVmxHost {
         self.forget_vcpu(vm, vcpu);
     }
 
+    fn cpu_id(&self) -> u32 {
+        cpu_id()
+    }
+
+    fn thread_id(&self) -> u64 {
+        // SAFETY: reads the current thread pointer.
+        unsafe { sys::kvm_vmx_glue_curthread() }
+    }
+
     fn kick(&self, vm: VmId, vcpu: u32) {
         let target = KICKS.with(|l| {
             l.find((vm, vcpu)).map(|k| {

@@ -218,6 +218,14 @@ pub trait VmxHost: Send + Sync + 'static {
 
     // ---- time ----------------------------------------------------------
 
+    /// The current CPU's id (`CPU->cpu_id`) and thread (`curthread`), for
+    /// the VCPU event ring (`::kvm_ringbuf_entry`).
+    fn cpu_id(&self) -> u32 {
+        0
+    }
+    fn thread_id(&self) -> u64 {
+        0
+    }
     /// Monotonic nanoseconds (`gethrtime`).
     fn now_ns(&self) -> u64;
     /// The host TSC (`rdtsc`).

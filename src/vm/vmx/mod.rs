@@ -24,6 +24,7 @@ use alloc::sync::Arc;
 
 use kvm_ioctl::abi::{Capability, kvm_msr_entry};
 use kvm_ioctl::{Errno, VcpuRequest, VmId};
+use kvm_kstat::ringbuf::Tag;
 use kvm_vmx::caps::VmcsConfig;
 use kvm_vmx::cpu::CpuidResult;
 use kvm_vmx::run::{RunError, RunInput, vcpu_run};
@@ -325,6 +326,12 @@ impl<H: VmxHost> RealVmx<H> {
             &mut []
         };
         self.host.vcpu_load(&mut rv.vmcs);
+        // The event ring `::kvm_ringbuf_entry` shows (`kvm_ringbuf_record`
+        // in `vcpu_load`/`vcpu_put`): the VMCS's physical address.
+        let vmcs_pa = rv.region.pa();
+        let tsc = self.host.host_tsc();
+        let (cpu, thread) = (self.host.cpu_id(), self.host.thread_id());
+        core.debug.record(Tag::VcpuLoad, cpu, thread, tsc, vmcs_pa);
         let r = {
             let mut ctx = RunCtx {
                 host: &*self.host,
@@ -339,6 +346,9 @@ impl<H: VmxHost> RealVmx<H> {
             r
         };
         self.host.vcpu_put(&mut rv.vmcs);
+        let tsc = self.host.host_tsc();
+        let (cpu, thread) = (self.host.cpu_id(), self.host.thread_id());
+        core.debug.record(Tag::VcpuPut, cpu, thread, tsc, vmcs_pa);
         // The VMCS was VMCLEARed: the next entry is a VMLAUNCH.
         rv.vcpu.launched = false;
         r
