@@ -118,6 +118,15 @@ pub extern "C" fn kvm_rs_detach() -> c_int {
     }
 }
 
+/// A device timer of VCPU `vcpu` of VM `vm` expired (cyclic handler at
+/// `CY_LOW_LEVEL`, `src/glue/kvm_services.c`): wake that VCPU so its thread
+/// runs the device model. `kick` never sleeps or allocates.
+#[unsafe(no_mangle)]
+pub extern "C" fn kvm_rs_timer_fired(vm: u32, vcpu: u32) {
+    use crate::vm::vmx::host::VmxHost;
+    IllumosVmxHost::new().kick(vm, vcpu);
+}
+
 /// open(9E): the self-cloning open of minor 0; `*devp` becomes the new
 /// private minor.
 ///

@@ -416,6 +416,19 @@ impl<C: Clock, T: Timer> Pit<C, T> {
         load.checked_add(muldiv_ceil(ticks, NSEC_PER_SEC, PIT_FREQ_HZ))
     }
 
+    /// Run [`Self::on_timer`] if counter 0's next expiry has passed on the
+    /// model's clock (the VCPU thread's poll; no re-arm when nothing is due).
+    pub fn poll_timer(&mut self) -> bool {
+        let now = self.clock.now_ns();
+        // The same "armed" rule as `rearm`: periodic modes always, one-shot
+        // modes only before their single expiry.
+        let periodic = self.ch(0).mode.is_some_and(PitMode::is_periodic);
+        let due = self.ch0_interrupts()
+            && (periodic || self.next_expiry == 1)
+            && self.expiry_time(self.next_expiry).is_some_and(|t| t <= now);
+        due && self.on_timer(now)
+    }
+
     /// Whether counter 0 generates interrupts now.
     fn ch0_interrupts(&self) -> bool {
         let c = self.ch(0);

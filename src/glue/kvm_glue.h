@@ -43,14 +43,13 @@ extern uint64_t kvm_glue_map_private(size_t len, int *errp);
 extern void kvm_glue_unmap_private(uint64_t addr, size_t len);
 
 /*
- * A one-shot timer on a cyclic (CY_LOW_LEVEL). Firing only counts
- * (atomically): the VCPU thread collects the count, as the C driver's
- * kvm_timer_fire did with its pending counter.
+ * A one-shot timer on a cyclic (CY_LOW_LEVEL) that wakes VCPU `vcpu` of VM
+ * `vm` when it fires (kvm_rs_timer_fired); the VCPU thread then runs the
+ * device model, as the C driver's kvm_timer_fire left the work to it.
  */
-extern void *kvm_glue_timer_create(void);
+extern void *kvm_glue_timer_create(uint32_t vm, uint32_t vcpu);
 extern void kvm_glue_timer_arm(void *timer, int64_t deadline_ns);
 extern void kvm_glue_timer_cancel(void *timer);
-extern uint32_t kvm_glue_timer_take_fired(void *timer);
 extern void kvm_glue_timer_destroy(void *timer);
 
 #endif /* _KVM_GLUE_H */

@@ -50,4 +50,10 @@ extern int kvm_rs_segmap(dev_t dev, offset_t off, size_t len, uint_t prot);
 extern int kvm_rs_devmap(dev_t dev, offset_t off, size_t len, uint_t model,
     ddi_umem_cookie_t *cookiep, size_t *maplenp);
 
+/*
+ * A device timer of VCPU `vcpu` of VM `vm` expired (cyclic handler,
+ * CY_LOW_LEVEL): wake the VCPU. Never sleeps, never allocates.
+ */
+extern void kvm_rs_timer_fired(uint32_t vm, uint32_t vcpu);
+
 #endif /* _KVM_RS_H */

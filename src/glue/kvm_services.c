@@ -23,6 +23,7 @@
 #include <vm/seg_kpm.h>
 
 #include "kvm_glue.h"
+#include "kvm_rs.h"
 
 extern caddr_t smmap64(caddr_t, size_t, int, int, int, off_t);
 extern int memcntl(caddr_t, size_t, int, caddr_t, int, int);
@@ -117,7 +118,8 @@ kvm_glue_unmap_private(uint64_t addr, size_t len)
 
 typedef struct kvm_glue_timer {
 	cyclic_id_t	kgt_id;
-	volatile uint32_t kgt_fired;
+	uint32_t	kgt_vm;
+	uint32_t	kgt_vcpu;
 } kvm_glue_timer_t;
 
 static void
@@ -125,15 +127,17 @@ kvm_glue_timer_fire(void *arg)
 {
 	kvm_glue_timer_t *t = arg;
 
-	atomic_inc_32(&t->kgt_fired);
+	kvm_rs_timer_fired(t->kgt_vm, t->kgt_vcpu);
 }
 
 void *
-kvm_glue_timer_create(void)
+kvm_glue_timer_create(uint32_t vm, uint32_t vcpu)
 {
 	kvm_glue_timer_t *t = kmem_zalloc(sizeof (*t), KM_SLEEP);
 
 	t->kgt_id = CYCLIC_NONE;
+	t->kgt_vm = vm;
+	t->kgt_vcpu = vcpu;
 	return (t);
 }
 
@@ -168,14 +172,6 @@ kvm_glue_timer_arm(void *arg, int64_t deadline_ns)
 		cyclic_remove(t->kgt_id);
 	t->kgt_id = cyclic_add(&hdlr, &when);
 	mutex_exit(&cpu_lock);
-}
-
-uint32_t
-kvm_glue_timer_take_fired(void *arg)
-{
-	kvm_glue_timer_t *t = arg;
-
-	return (atomic_swap_32(&t->kgt_fired, 0));
 }
 
 void

@@ -72,9 +72,15 @@ impl Services for IllumosServices {
         HrClock
     }
 
-    fn timer(&self, _owner: TimerOwner) -> CyclicTimer {
+    fn timer(&self, owner: TimerOwner) -> CyclicTimer {
+        // The PIT wakes the boot VCPU (index 0), as `kvm_timer_fire` kicked
+        // the PIT's `vcpu`, VCPU 0.
+        let (vm, vcpu) = match owner {
+            TimerOwner::Pit { vm } => (vm, 0),
+            TimerOwner::Lapic { vm, vcpu } => (vm, vcpu),
+        };
         // SAFETY: plain kernel allocation (KM_SLEEP); freed in Drop.
-        let raw = unsafe { sys::kvm_glue_timer_create() };
+        let raw = unsafe { sys::kvm_glue_timer_create(vm, vcpu) };
         CyclicTimer { raw }
     }
 
@@ -299,9 +305,10 @@ impl Clock for HrClock {
     }
 }
 
-/// A one-shot cyclic. Firing only counts (`kvm_glue_timer_take_fired`
-/// collects it), as the C driver's `kvm_timer_fire` left the device work to
-/// the VCPU thread; the VMX run loop, when wired in, is that collector.
+/// A one-shot cyclic. Firing wakes the owning VCPU
+/// (`kvm_rs_timer_fired`); its thread then polls the device models
+/// (`Devices::poll_timers`), as the C driver's `kvm_timer_fire` left the
+/// device work to the VCPU thread.
 pub struct CyclicTimer {
     raw: *mut c_void,
 }

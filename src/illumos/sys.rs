@@ -61,7 +61,7 @@ unsafe extern "C" {
     pub fn kvm_glue_kstat_delete(ksp: *mut c_void);
     pub fn kvm_glue_map_private(len: usize, errp: *mut c_int) -> u64;
     pub fn kvm_glue_unmap_private(addr: u64, len: usize);
-    pub fn kvm_glue_timer_create() -> *mut c_void;
+    pub fn kvm_glue_timer_create(vm: u32, vcpu: u32) -> *mut c_void;
     pub fn kvm_glue_timer_arm(timer: *mut c_void, deadline_ns: i64);
     pub fn kvm_glue_timer_cancel(timer: *mut c_void);
     pub fn kvm_glue_timer_destroy(timer: *mut c_void);

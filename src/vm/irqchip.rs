@@ -158,6 +158,18 @@ impl<S: Services> Devices<S> {
 
     // ----- for the run loop and the timer callbacks (VMX work) ----------
 
+    /// Bring the PIT and VCPU `index`'s LAPIC up to date with the clock
+    /// (`kvm_timer_fire` ran in the cyclic in the C driver; here the cyclic
+    /// only wakes the VCPU and its thread runs the models).
+    pub fn poll_timers(&mut self, index: u32) {
+        if let Some(p) = self.pit.as_mut() {
+            p.pit.poll_timer();
+        }
+        if let Some(l) = self.lapic(index) {
+            l.poll_timer();
+        }
+    }
+
     /// Port of `kvm_inject_pit_timer_irqs` / `__inject_pit_timer_intr`:
     /// if the PIT has a backlog and its last pulse was acknowledged, pulse
     /// GSI 0 from the PIT's source id and deliver the NMI-watchdog tick to

@@ -67,6 +67,22 @@ fn pit_mode0_one_shot_fires_exactly_once_at_terminal_count() {
 }
 
 #[test]
+fn pit_poll_timer_counts_the_terminal_count_only_once_it_is_reached() {
+    // 8254 mode 0: OUT (IRQ0) rises at terminal count, N clocks after load.
+    let (mut p, clk) = new_pit();
+    program(&mut p, 0, 0, 1000);
+    clk.set(T0 + ns(1000) - 1);
+    assert!(!p.poll_timer());
+    assert_eq!(p.pending(), 0);
+    clk.set(T0 + ns(1000));
+    assert!(p.poll_timer());
+    assert_eq!(p.pending(), 1);
+    clk.set(T0 + ns(5000));
+    assert!(!p.poll_timer(), "mode 0 fires once");
+    assert_eq!(p.pending(), 1);
+}
+
+#[test]
 fn pit_mode1_waits_for_gate_trigger_then_out_low_for_n_clocks() {
     let (mut p, clk) = new_pit();
     program(&mut p, 2, 1, 10);

@@ -554,6 +554,24 @@ fn lapic_one_shot_timer_fires_once_and_current_count_counts_down_to_zero() {
 }
 
 #[test]
+fn lapic_poll_timer_delivers_only_once_the_deadline_has_passed() {
+    // The VCPU thread polls; the model's own clock decides (SDM §11.5.4:
+    // the interrupt comes when the count reaches zero, not before).
+    let (mut l, clk) = lapic(0);
+    l.write(0x3e0, 0x0); // divide by 2
+    l.write(0x320, 0x31);
+    l.write(0x380, 1000); // deadline T0 + 2000
+    clk.set(T0 + 1999);
+    assert!(!l.poll_timer());
+    assert_eq!(l.has_interrupt(), None);
+    assert_eq!(l.timer().deadline, Some(T0 + 2000), "not re-armed early");
+    clk.set(T0 + 2000);
+    assert!(l.poll_timer());
+    assert_eq!(l.has_interrupt(), Some(0x31));
+    assert!(!l.poll_timer(), "one-shot: nothing more");
+}
+
+#[test]
 fn lapic_periodic_timer_reloads_and_fires_every_period() {
     let (mut l, clk) = lapic(0);
     l.write(0x3e0, 0xb);

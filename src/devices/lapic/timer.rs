@@ -124,6 +124,18 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
         self.inject_timer_irqs()
     }
 
+    /// Run [`Self::on_timer`] if the timer's deadline has passed on the
+    /// model's clock: the VCPU thread's poll (before entry, and when a
+    /// halted VCPU is woken), so the platform timer only has to wake it.
+    /// No side effect (no re-arm) when nothing is due.
+    pub fn poll_timer(&mut self) -> bool {
+        let now = self.clock.now_ns();
+        match self.next_deadline() {
+            Some(d) if d <= now => self.on_timer(now),
+            _ => false,
+        }
+    }
+
     /// Deliver one backlogged timer interrupt if the LVT accepts it (port of
     /// `kvm_inject_apic_timer_irqs`). Returns whether one was delivered.
     pub fn inject_timer_irqs(&mut self) -> bool {

@@ -696,6 +696,7 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
             let core = &*self.core;
             let mut wake = || {
                 let mut d = core.shared().devices().lock();
+                d.poll_timers(index);
                 let pit = d.pit.as_ref().is_some_and(|p| p.pit.has_pending_timer());
                 let pic = d.irqchip.as_ref().is_some_and(|c| c.pic.output());
                 let lapic = d
@@ -841,7 +842,9 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
     }
 
     fn has_pending_timer(&mut self) -> bool {
-        let d = self.core.shared().devices().lock();
+        let index = self.core.index();
+        let mut d = self.core.shared().devices().lock();
+        d.poll_timers(index);
         d.pit.as_ref().is_some_and(|p| p.pit.has_pending_timer())
     }
 
