@@ -120,6 +120,12 @@ $(BUILD)/kvm.o: $(GLUE_OBJS) $(KMOD_STATICLIB) | $(BUILD)
 $(BUILD)/kvm: $(BUILD)/kvm.o $(KMODFIX) $(ALLOWLIST) FORCE
 	$(KMODFIX) --allowlist $(ALLOWLIST) --max-panic-calls $(MAX_PANIC_CALLS) \
 	  --max-frame $(MAX_FRAME) $< $@
+	@# Every SDT probe in the object carries one of the C driver's names.
+	@$(KMODFIX) --list-probes $@ > $(BUILD)/probes.txt
+	@$(CARGO) run --quiet -p kvm-kstat --bin sdt-probes > $(BUILD)/probes-known.txt
+	@unknown=$$(LC_ALL=C comm -23 $(BUILD)/probes.txt $(BUILD)/probes-known.txt); \
+	  if [ -n "$$unknown" ]; then echo "sdt: probes not in the C driver's list: $$unknown" >&2; exit 1; fi
+	@echo "sdt: $$(wc -l < $(BUILD)/probes.txt) of $$(wc -l < $(BUILD)/probes-known.txt) probes placed in $@, all with the C driver's names"
 
 # The devfsadm link module: 32-bit userland. Linking JOY_kvm_link.so needs
 # the illumos linker and libdevinfo; elsewhere we compile it and check that it
