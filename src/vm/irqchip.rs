@@ -333,11 +333,27 @@ fn c_status(s: IrqStatus) -> i32 {
 impl<L: kvm_devices::apic_bus::ApicSink> IrqChipSet for CStatus<'_, L> {
     fn set_pic_irq(&mut self, line: usize, level: bool) -> IrqStatus {
         let r = self.pic.set_irq(line, level);
+        // `kvm_pic_set_irq`'s probe: chip, pin, ELCR, IMR, coalesced.
+        let st = self.pic.save(if line < 8 {
+            PicChip::Master
+        } else {
+            PicChip::Slave
+        });
+        kvm_kstat::sdt::pic_set_irq(
+            line >> 3,
+            line & 7,
+            usize::from(st.elcr),
+            usize::from(st.imr),
+            usize::from(r == IrqStatus::Coalesced),
+        );
         self.add(c_status(r));
         r
     }
     fn set_ioapic_irq(&mut self, pin: usize, level: bool) -> IrqStatus {
         let r = self.ioapic.set_irq(pin, level, self.apics);
+        // `kvm_ioapic_set_irq`'s probe: redirection entry, pin, coalesced.
+        let entry = self.ioapic.entry(pin).map_or(0, |e| e.0);
+        kvm_kstat::sdt::ioapic_set_irq(entry as usize, pin, usize::from(r == IrqStatus::Coalesced));
         self.add(c_status(r));
         r
     }

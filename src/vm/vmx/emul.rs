@@ -5,6 +5,7 @@
 //! (`KVM_EXIT_MMIO`).
 
 use kvm_devices::coalesced_mmio::{CoalescedMmioRing, MmioWrite};
+use kvm_kstat::sdt;
 use kvm_mmu::walker::{
     self, Access as WalkAccess, AccessKind, PagingContext, Privilege, WalkError,
 };
@@ -92,7 +93,11 @@ impl<S: Services> Ops<'_, S> {
             && l.mmio_in_range(gpa)
         {
             let off = gpa.wrapping_sub(l.base_address());
-            let val = l.mmio_read(off, len).to_le_bytes();
+            let v = l.mmio_read(off, len);
+            // `apic_reg_read`'s and `emulator_read_emulated`'s probes.
+            sdt::apic_read(off as usize, v as usize);
+            sdt::mmio_read(len, gpa as usize, v as usize);
+            let val = v.to_le_bytes();
             for (dst, src) in buf.iter_mut().zip(val.iter().chain(core::iter::repeat(&0))) {
                 *dst = *src;
             }
@@ -102,7 +107,9 @@ impl<S: Services> Ops<'_, S> {
             && r.dev == MmioDev::Ioapic
             && let Some(chip) = d.irqchip.as_ref()
         {
-            let val = chip.ioapic.read(gpa.wrapping_sub(r.base)).to_le_bytes();
+            let v = chip.ioapic.read(gpa.wrapping_sub(r.base));
+            sdt::mmio_read(len, gpa as usize, v as usize);
+            let val = v.to_le_bytes();
             for (dst, src) in buf.iter_mut().zip(val.iter().chain(core::iter::repeat(&0))) {
                 *dst = *src;
             }
@@ -124,12 +131,15 @@ impl<S: Services> Ops<'_, S> {
             && l.mmio_in_range(gpa)
         {
             let off = gpa.wrapping_sub(l.base_address());
+            sdt::apic_write(off as usize, val as usize);
+            sdt::mmio_write(len, gpa as usize, val as usize);
             let _ = d.lapic_mmio_write(self.vcpu_index, off, len, val);
             return true;
         }
         if let Some(r) = d.mmio.find(gpa, len as u64)
             && r.dev == MmioDev::Ioapic
         {
+            sdt::mmio_write(len, gpa as usize, val as usize);
             if len >= 4 {
                 d.ioapic_mmio_write(gpa.wrapping_sub(r.base), val);
             }
@@ -177,6 +187,8 @@ impl<S: Services> Ops<'_, S> {
         if self.mmio.is_some() {
             return Err(OpError::Unhandleable);
         }
+        // Going to user space for the value.
+        sdt::mmio_read_unsatisfied(buf.len(), gpa as usize);
         self.mmio = Some(MmioExit {
             phys_addr: gpa,
             data: [0; 8],
@@ -208,6 +220,11 @@ impl<S: Services> Ops<'_, S> {
         for (d, s) in m.data.iter_mut().zip(data.iter()) {
             *d = *s;
         }
+        sdt::mmio_write(
+            data.len(),
+            gpa as usize,
+            u64::from_le_bytes(m.data) as usize,
+        );
         self.mmio = Some(m);
         Ok(())
     }

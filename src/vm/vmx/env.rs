@@ -785,6 +785,8 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
             self.host.fpu_start_guest(&mut self.st.fpu);
             self.st.fpu_loaded = true;
             bump(&self.core.stats().fpu_reload);
+            // `kvm_load_guest_fpu`'s probe.
+            kvm_kstat::sdt::fpu(1);
         }
     }
 
