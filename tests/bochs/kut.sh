@@ -12,16 +12,17 @@
 # Environment: KUT_SRC (default <repo>/../shared/kvm-unit-tests),
 # KUT_BUILD (default tests/bochs/build/kut), MAKE_JOBS (default 2).
 #
-# Running the images needs the VMX driver core (issue 7) linked into the
-# Bochs test host; until then every test is reported SKIP, but only after
-# its image was really built.
+# Each test is one Bochs run of the test host with the image as payload
+# (PAYLOAD_MODE=kut): the host's VMM (src/vmm.rs) drives the driver through
+# its ioctl dispatcher as QEMU does and runs the image. KUT_JOBS (2) runs
+# in parallel, KUT_TIMEOUT (30 s of wall clock) and KUT_MAX_INSNS
+# (300M guest+host instructions, checked between KVM_RUN calls) per run, KUT_MEGS (160) of Bochs RAM.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
 KUT_SRC="$(realpath -m "${KUT_SRC:-$repo/../shared/kvm-unit-tests}")"
 KUT_BUILD="${KUT_BUILD:-$here/build/kut}"
 MAKE_JOBS="${MAKE_JOBS:-2}"
-SKIP_REASON="VMX core not built yet"
 
 die() { echo "kut.sh: $*" >&2; exit 2; }
 
@@ -121,31 +122,103 @@ image_for() {
   echo "$KUT_BUILD/$tree/x86/$1"
 }
 
+# run_one NAME FILE SMP ARCH ARGS: one Bochs run of the test host with the
+# image as payload (mode=kut: the host's VMM runs it through the driver's
+# ioctl dispatcher). Writes "<kut line>\t<reason>" to $KUT_BUILD/runs/NAME/result.
+run_one() {
+  local name="$1" file="$2" smp="$3" arch="$4" args="$5"
+  local dir="$KUT_BUILD/runs/$name" image status reason pass fail skip line
+  rm -rf "$dir"; mkdir -p "$dir"
+  image="$(image_for "$file" "$arch")"
+  if [ ! -f "$image" ]; then
+    printf 'kut: %s SKIP pass=0 fail=0 skip=0 insns=0\timage %s was not built for arch %s\n' \
+      "$name" "$file" "$arch" > "$dir/result"
+    return 0
+  fi
+  (
+    # lib.sh's bochs_run reads exit statuses itself (Bochs exits 1).
+    set +e
+    export PAYLOAD_IMAGE="$image" PAYLOAD_NAME="$name" PAYLOAD_SMP="$smp" \
+      PAYLOAD_ARGS="$args" PAYLOAD_MODE=kut PAYLOAD_X2APIC="${KUT_X2APIC:-0}" PAYLOAD_MAX_INSNS="${KUT_MAX_INSNS:-300000000}" MEGS="${KUT_MEGS:-160}" \
+      TIMEOUT="${KUT_TIMEOUT:-30}"
+    bochs_run "$BOCHS_OUT/host.bin" "$BOCHS_OUT/rom.bin" "$BOCHS_OUT/vga-dummy.bin" "$dir"
+    echo "$BOCHS_RC $BOCHS_INSNS $BOCHS_SHUTDOWN $BOCHS_WALL" > "$dir/bochs.status"
+  )
+  local rc insns shutdown wall
+  read -r rc insns shutdown wall < "$dir/bochs.status" || { rc=2; insns=0; shutdown=0; wall=0; }
+  local log="$dir/e9.log"
+  set +e
+  pass=$(grep -c '^com1: PASS:' "$log" || true)
+  fail=$(grep -c '^com1: FAIL:' "$log" || true)
+  skip=$(grep -c '^com1: SKIP:' "$log" || true)
+  status=FAIL
+  if grep -q '^kut-skip: ' "$log"; then
+    status=SKIP; reason="$(sed -n 's/^kut-skip: //p' "$log" | head -n 1)"
+  elif grep -q '^kut-exit: status ' "$log"; then
+    local code
+    code="$(sed -n 's/^kut-exit: status //p' "$log" | head -n 1)"
+    case "$code" in
+      1) if [ "$fail" = 0 ]; then status=PASS; reason="exit status 1"
+         else reason="exit status 1 but $fail FAIL lines"; fi ;;
+      77) status=SKIP; reason="the test skipped itself (exit status 77): $(grep -m1 '^com1: SKIP' "$log" | cut -c7- || true)" ;;
+      *) reason="exit status $code; $(grep -m1 '^com1: FAIL' "$log" | cut -c7- || true)" ;;
+    esac
+  elif grep -q '^kut-error: ' "$log"; then
+    reason="$(sed -n 's/^kut-error: //p' "$log" | head -n 1)"
+  elif [ "$rc" = 124 ]; then
+    reason="timeout after ${KUT_TIMEOUT:-30}s (Bochs wall clock; the guest ran without returning to the VMM)"
+  elif grep -q '^RESULT: FAIL' "$log"; then
+    reason="host: $(sed -n 's/^RESULT: FAIL: //p' "$log" | head -n 1)"
+  else
+    reason="Bochs ended without a result (rc $rc, shutdown $shutdown); see $dir"
+  fi
+  line="kut: $name $status pass=$pass fail=$fail skip=$skip insns=$insns"
+  printf '%s\t%s (%ss)\n' "$line" "$reason" "$wall" > "$dir/result"
+}
+
 do_run() {
-  local only="${1:-}" found=0 n=0
+  local only="${1:-}" found=0 n=0 jobs="${KUT_JOBS:-2}" running=0
   do_build
   if [ -n "$only" ] && ! sections | cut -d$'\037' -f1 | grep -qxF -- "$only"; then
     die "no section [$only] in $KUT_SRC/x86/unittests.cfg (kut.sh list shows them)"
   fi
+  . "$here/lib.sh"
+  ensure_bochs || die "Bochs is not available"
+  BOCHS_OUT="${OUT:-$here/build}"
+  mkdir -p "$BOCHS_OUT"
+  "$here/build.sh" > "$BOCHS_OUT/build.log" 2>&1 \
+    || { cat "$BOCHS_OUT/build.log" >&2; die "building the test host failed"; }
   mkdir -p "$KUT_BUILD"
   : > "$KUT_BUILD/results.txt"
+  local names=() start=$SECONDS
   while IFS=$'\037' read -r name file smp arch args params; do
     [ -z "$only" ] || [ "$name" = "$only" ] || continue
     found=1
     n=$((n + 1))
-    image="$(image_for "$file" "$arch")"
-    if [ -f "$image" ]; then
-      reason="$SKIP_REASON (image $(basename "$image") built, smp=$smp)"
-    else
-      reason="image $file was not built for arch $arch"
+    names+=("$name")
+    if [ "$running" -ge "$jobs" ]; then
+      wait -n || true
+      running=$((running - 1))
     fi
-    line="kut: $name SKIP pass=0 fail=0 skip=0 insns=0"
+    run_one "$name" "$file" "$smp" "$arch" "$args" < /dev/null &
+    running=$((running + 1))
+  done < <(sections)
+  wait || true
+  [ "$found" = 1 ] || die "no test ran"
+  local npass=0 nfail=0 nskip=0 name line reason
+  for name in "${names[@]}"; do
+    IFS=$'\t' read -r line reason < "$KUT_BUILD/runs/$name/result" \
+      || { line="kut: $name FAIL pass=0 fail=0 skip=0 insns=0"; reason="no result"; }
     echo "$line"
     echo "# $name: $reason" >&2
     printf '%s\t%s\n' "$line" "$reason" >> "$KUT_BUILD/results.txt"
-  done < <(sections)
-  [ "$found" = 1 ] || die "no test ran"
-  echo "# kut: $n tests, 0 passed, 0 failed, $n skipped ($SKIP_REASON); results in $KUT_BUILD/results.txt" >&2
+    case "$line" in
+      *" PASS "*) npass=$((npass + 1)) ;;
+      *" SKIP "*) nskip=$((nskip + 1)) ;;
+      *) nfail=$((nfail + 1)) ;;
+    esac
+  done
+  echo "# kut: $n tests in $((SECONDS - start))s: $npass passed, $nfail failed, $nskip skipped; results in $KUT_BUILD/results.txt, logs in $KUT_BUILD/runs/<name>/e9.log" >&2
 }
 
 case "${1:-run}" in

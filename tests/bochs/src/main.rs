@@ -2,10 +2,13 @@
 //!
 //! Boot (`boot.rs`) brings the CPU to long mode with the first 4 GiB
 //! identity mapped and calls `kmain`, which sets up the platform the driver
-//! crates will run on (console, descriptors, page allocator, TSC clock),
-//! asks the shared `kvm_vmx::check_support` whether the CPU will do, enters
-//! VMX operation, runs the VMX smoke guest and shuts Bochs down. The last
-//! line is `RESULT: PASS` or `RESULT: FAIL: <why>`.
+//! crates run on (console, descriptors, page allocator, heap, TSC clock),
+//! asks the shared `kvm_vmx::check_support` whether the CPU will do and
+//! enters VMX operation. A smoke run then runs the VMX smoke guests and
+//! brings a VM up and down through the driver's ioctl dispatcher
+//! (`vmm.rs`); a kvm-unit-tests run (`mode=kut` in the payload header) runs
+//! the payload under the driver's real VMX seam instead. The last line is
+//! `RESULT: PASS`, `RESULT: KUT-DONE` or `RESULT: FAIL: <why>`.
 #![no_std]
 #![no_main]
 
@@ -15,14 +18,17 @@ mod console;
 mod cpu;
 mod descriptors;
 mod elf32;
+mod heap;
 mod io;
 mod mem;
 mod multiboot;
 mod pages;
 mod payload;
+mod platform;
 mod power;
 mod sync;
 mod timer;
+mod vmm;
 mod vmx_insn;
 mod vmx_smoke;
 mod vmxon;
@@ -67,6 +73,7 @@ extern "C" fn kmain(multiboot_magic: u32, multiboot_info: u32) -> ! {
         payload::HEADER_ADDR,
         payload::RESERVED_END
     );
+    let arenas = carve_arenas(ram_end);
     report_payload(ram_end);
 
     match clock::calibrate() {
@@ -107,8 +114,14 @@ extern "C" fn kmain(multiboot_magic: u32, multiboot_info: u32) -> ! {
         vmx.feature_control.1
     );
 
+    let payload = payload::find(ram_end);
+    if let Some(p) = payload.as_ref().filter(|p| p.mode == "kut") {
+        // A kvm-unit-tests run: the VMM runs the guest, nothing else.
+        run_kut(p, arenas);
+    }
     let smoke = vmx_smoke::run(&vmx, &support, vmx_smoke::Program::Hello);
     let fault = vmx_smoke::run(&vmx, &support, vmx_smoke::Program::TripleFault);
+    bring_up_vmm(payload.as_ref(), arenas);
     if let Err(e) = vmx.disable() {
         println!("VMXOFF failed: {e:?}");
         power::fail("VMXOFF");
@@ -144,6 +157,139 @@ extern "C" fn kmain(multiboot_magic: u32, multiboot_info: u32) -> ! {
     println!("pages: every page returned to the allocator");
     println!("tsc: {} ticks since reset", clock::now());
     println!("RESULT: PASS");
+    power::shutdown()
+}
+
+/// The contiguous arenas carved off the top of RAM before anything else
+/// is allocated: the heap, then guest RAM.
+#[derive(Clone, Copy)]
+struct Arenas {
+    guest_ram: Option<vmm::GuestRam>,
+}
+
+/// Heap arena size.
+const HEAP_BYTES: u64 = 4 << 20;
+/// Pages the allocator keeps for the host (EPT tables, VMCS, ...).
+const POOL_KEEP: u64 = 8 << 20;
+/// QEMU's default guest RAM (`-m 128`) is the most the VMM gives a guest.
+const GUEST_RAM_MAX: u64 = 128 << 20;
+const TWO_MIB: u64 = 2 << 20;
+
+fn carve_arenas(ram_end: u64) -> Arenas {
+    let heap_start = match pages::carve_top(HEAP_BYTES, pages::PAGE_SIZE) {
+        Some(start) => start,
+        None => power::fail("no room for the heap"),
+    };
+    heap::init(heap_start, HEAP_BYTES);
+    platform::user::init(ram_end);
+    let room = ram_end
+        .saturating_sub(payload::RESERVED_END + HEAP_BYTES + POOL_KEEP)
+        .min(GUEST_RAM_MAX)
+        / TWO_MIB
+        * TWO_MIB;
+    let guest_ram = (room >= 8 << 20)
+        .then(|| pages::carve_top(room, TWO_MIB))
+        .flatten()
+        .map(|hva| vmm::GuestRam { hva, size: room });
+    if let Some(r) = guest_ram {
+        platform::user::register(r.hva, r.size);
+    }
+    let (_, _, heap) = heap::usage();
+    match guest_ram {
+        Some(r) => println!(
+            "arenas: heap {} KiB at {:#x}; guest RAM {} MiB at {:#x}",
+            heap / 1024,
+            heap_start,
+            r.size >> 20,
+            r.hva
+        ),
+        None => println!("arenas: heap {} KiB; no room for guest RAM", heap / 1024),
+    }
+    Arenas { guest_ram }
+}
+
+/// The VMM brings a VM up through the ioctl dispatcher (no KVM_RUN) and
+/// tears it down: part of every smoke run.
+fn bring_up_vmm(payload: Option<&payload::Payload>, arenas: Arenas) {
+    let Some(ram) = arenas.guest_ram else {
+        power::fail("no guest RAM for the VMM");
+    };
+    let driver = vmm::BareDriver::new(
+        platform::ioctl::BarePlatform::new(),
+        kvm::vm::VmBackend::new(platform::services::BareServices::new()),
+    );
+    match vmm::run(&driver, ram, payload, 1, false) {
+        Ok(r) => println!(
+            "vmm: bring-up through the ioctl dispatcher ok ({} VCPU, {:?})",
+            r.vcpus, r.stop
+        ),
+        Err(e) => {
+            println!("vmm: bring-up failed at {}: {:?}", e.what, e.errno);
+            power::fail("VMM bring-up");
+        }
+    }
+    check_vmm_leaks(&driver);
+}
+
+fn check_vmm_leaks<X: vmm::Seam>(driver: &vmm::BareDriver<X>) {
+    let (tables, blocks, kstats, timers) = platform::services::live();
+    let (heap_used, heap_peak, _) = heap::usage();
+    println!(
+        "vmm: after close: {} open minors; live EPT tables {tables}, shared/private blocks {blocks}, kstats {kstats}, timers {timers}; heap {heap_used} bytes in use (peak {heap_peak})",
+        driver.usage()
+    );
+    if driver.usage() != 0 || tables != 0 || blocks != 0 || kstats != 0 || timers != 0 {
+        power::fail("the VM left resources behind");
+    }
+}
+
+/// `mode=kut`: run the payload under the VMM and report how it ended.
+fn run_kut(p: &payload::Payload, arenas: Arenas) -> ! {
+    let Some(ram) = arenas.guest_ram else {
+        power::fail("no guest RAM for the VMM");
+    };
+    // The real VMX seam (kvm::vm::vmx::RealVmx) over the bare-metal
+    // VmxHost: KVM_RUN runs the guest on this CPU.
+    let seam = platform::timers::BareSeam(kvm::vm::vmx::RealVmx::new(
+        platform::vmx_host::BareVmxHost::new(),
+    ));
+    let driver = vmm::BareDriver::new(
+        platform::ioctl::BarePlatform::new(),
+        kvm::vm::VmBackend::with_vmx(platform::services::BareServices::new(), seam),
+    );
+    let start = clock::now();
+    let result = vmm::run(&driver, ram, Some(p), p.smp.max(1), true);
+    let ticks = clock::now() - start;
+    match result {
+        Ok(r) => {
+            println!(
+                "vmm: {} KVM_RUN calls, {} I/O exits, {} MMIO exits, {} serial bytes, {ticks} ticks",
+                r.runs, r.io_exits, r.mmio_exits, r.serial_bytes
+            );
+            match r.stop {
+                vmm::Stop::DebugExit(code) => {
+                    println!("kut-exit: status {}", (code << 1) | 1)
+                }
+                vmm::Stop::NoVmxSeam => println!(
+                    "kut-skip: KVM_RUN is ENOTSUP: VMX seam not wired into the backend yet"
+                ),
+                vmm::Stop::Exit(reason, data, rip) => println!(
+                    "kut-error: {} ({reason}) at guest rip {rip:#x}, exit data {:#x} {:#x}",
+                    vmm::exit_name(reason),
+                    data[0],
+                    data[1]
+                ),
+                vmm::Stop::Timeout => println!(
+                    "kut-error: instruction budget ({} insns) exhausted",
+                    p.max_insns
+                ),
+                other => println!("kut-error: {other:?}"),
+            }
+        }
+        Err(e) => println!("kut-error: bring-up failed at {}: {:?}", e.what, e.errno),
+    }
+    check_vmm_leaks(&driver);
+    println!("RESULT: KUT-DONE");
     power::shutdown()
 }
 
@@ -245,3 +391,8 @@ fn panic(info: &PanicInfo<'_>) -> ! {
     println!("HOST PANIC: {info}");
     power::fail("panic")
 }
+
+/// compiler_builtins' unwind tables name the personality routine; with
+/// panic=abort nothing unwinds, so it is never called.
+#[unsafe(no_mangle)]
+extern "C" fn rust_eh_personality() {}

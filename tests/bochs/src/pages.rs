@@ -161,3 +161,37 @@ impl Page {
         self.0
     }
 }
+
+/// Takes `bytes` (rounded up to pages) of never-used RAM off the top of the
+/// pool, aligned to `align` (a power of two, at least a page), for
+/// allocations that must be physically contiguous (the heap arena, guest
+/// RAM). Only works while the bump pointer is below the range; the range
+/// never returns to the pool. `None` if it does not fit.
+///
+/// The memory is as the machine left it at reset: zero under Bochs, which
+/// zero-fills RAM, unless the caller writes it.
+pub fn carve_top(bytes: u64, align: u64) -> Option<u64> {
+    let mut pool = POOL.lock();
+    let bytes = bytes.checked_next_multiple_of(PAGE_SIZE)?;
+    let align = align.max(PAGE_SIZE);
+    let start = pool.end.checked_sub(bytes)? / align * align;
+    let overlaps_hole = start < pool.hole_end && pool.end > pool.hole_start;
+    if start < pool.next || overlaps_hole {
+        return None;
+    }
+    pool.end = start;
+    Some(start)
+}
+
+/// Pages still available (bump range plus free list).
+#[allow(dead_code)]
+pub fn available() -> u64 {
+    let pool = POOL.lock();
+    let bump = pool.end.saturating_sub(pool.next) / PAGE_SIZE;
+    let hole = if pool.next < pool.hole_start && pool.end > pool.hole_end {
+        (pool.hole_end - pool.hole_start) / PAGE_SIZE
+    } else {
+        0
+    };
+    bump.saturating_sub(hole) + pool.free_pages
+}

@@ -26,6 +26,12 @@ pub struct Payload {
     pub file: &'static str,
     pub smp: u32,
     pub args: &'static str,
+    /// `smoke` (bring the VM up only) or `kut` (run the guest).
+    pub mode: &'static str,
+    /// Instruction (TSC tick) budget for the guest run; 0: none.
+    pub max_insns: u64,
+    /// Show x2APIC in the guest's CPUID.
+    pub x2apic: bool,
     pub image: &'static [u8],
 }
 
@@ -82,6 +88,11 @@ pub fn find(ram_end: u64) -> Option<Payload> {
         file: field(text, "file").unwrap_or("?"),
         smp: field(text, "smp").and_then(|s| s.parse().ok()).unwrap_or(1),
         args: field(text, "args").unwrap_or(""),
+        mode: field(text, "mode").unwrap_or("smoke"),
+        max_insns: field(text, "max_insns")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
+        x2apic: field(text, "x2apic") == Some("1"),
         image,
     })
 }

@@ -1,0 +1,521 @@
+//! `kvm::vm::vmx::VmxHost` on bare metal: what the illumos kernel (HMA,
+//! kmem, context ops, cyclics) does for the VMX run loop, done here on the
+//! one CPU the host owns. VMX operation itself (VMXON) is the host's
+//! (`vmxon.rs`), as HMA's is on illumos.
+//!
+//! | need | here |
+//! |---|---|
+//! | pages with PA | `pages::alloc` (identity mapped) |
+//! | VMCS instructions | VMREAD/VMWRITE/VMPTRLD/VMCLEAR/INVEPT/INVVPID (`HwVmcs`) |
+//! | entry/exit | `kvm_vmx::entry::hw` (the module's own trampoline) |
+//! | host state | this CPU's GDT/IDT/TSS, CR0/CR3/CR4, MSRs |
+//! | context ops | VMPTRLD at load, VMCLEAR at put (every KVM_RUN) |
+//! | scheduling, SMT, signals | one CPU, no threads: no-ops |
+//! | block | polls the wake condition, waits for the next device deadline |
+//! | FPU | FXSAVE/FXRSTOR of a 512-byte area (the host never uses the FPU) |
+
+extern crate alloc;
+
+use alloc::boxed::Box;
+use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use ::kvm::vm::vmx::{HostPage, LoadState, VmxHost};
+use kvm_ioctl::{Errno, VmId};
+use kvm_vmx::entry::EntryResult;
+use kvm_vmx::host::{CpuSharedMsrs, HostCpu, MsrHw};
+use kvm_vmx::run::SmtAcquire;
+use kvm_vmx::setup::{HostCpuState, HostState, Page};
+use kvm_vmx::vcpu::GuestRegs;
+use kvm_vmx::vmcs::{InveptType, InvvpidType, VmFail, VmInstructionError, Vmcs};
+
+use crate::clock;
+use crate::cpu::{self, BareMetalCpu};
+use crate::descriptors;
+use crate::pages;
+use crate::sync::SpinLock;
+use crate::vmx_insn;
+
+const MSR_FS_BASE: u32 = 0xc000_0100;
+const MSR_GS_BASE: u32 = 0xc000_0101;
+const MSR_SYSENTER_CS: u32 = 0x174;
+const MSR_SYSENTER_ESP: u32 = 0x175;
+const MSR_SYSENTER_EIP: u32 = 0x176;
+const MSR_PAT: u32 = 0x277;
+/// GDT limit of the boot GDT (5 entries: null, code, data, TSS low/high).
+const GDT_LIMIT: u16 = 5 * 8 - 1;
+
+/// MSRs `rdmsr_safe` reads (the rest report absent): what Bochs'
+/// `corei7_skylake_x` implements of KVM's `msrs_to_save` list.
+const KNOWN_MSRS: &[u32] = &[
+    0x10,        // TSC
+    0x1b,        // APIC_BASE
+    0x174,       // SYSENTER_CS
+    0x175,       // SYSENTER_ESP
+    0x176,       // SYSENTER_EIP
+    0x277,       // PAT
+    0xc000_0080, // EFER
+    0xc000_0081, // STAR
+    0xc000_0082, // LSTAR
+    0xc000_0083, // CSTAR
+    0xc000_0084, // FMASK
+    0xc000_0100, // FS_BASE
+    0xc000_0101, // GS_BASE
+    0xc000_0102, // KERNEL_GS_BASE
+    0xc000_0103, // TSC_AUX
+];
+
+/// A page from the allocator, freed on drop.
+pub struct VmxPage(u64);
+
+impl HostPage for VmxPage {
+    fn pa(&self) -> u64 {
+        self.0
+    }
+    fn page(&self) -> &Page {
+        // SAFETY: a live, identity-mapped 4 KiB page we own.
+        unsafe { &*(self.0 as usize as *const Page) }
+    }
+    fn page_mut(&mut self) -> &mut Page {
+        // SAFETY: as `page`, exclusively borrowed.
+        unsafe { &mut *(self.0 as usize as *mut Page) }
+    }
+}
+
+impl Drop for VmxPage {
+    fn drop(&mut self) {
+        take_cleared(self.0);
+        // SAFETY: the page came from `pages::alloc` and is dropped once.
+        pages::free(unsafe { pages::Page::from_phys(self.0) });
+    }
+}
+
+fn fail(e: vmx_insn::VmFail) -> VmFail {
+    match e {
+        vmx_insn::VmFail::Invalid => VmFail::Invalid,
+        vmx_insn::VmFail::Valid => {
+            // VM-instruction error field.
+            let n = vmx_insn::vmread(0x4400).unwrap_or(0) as u32;
+            VmFail::Valid(VmInstructionError::from_raw(n))
+        }
+    }
+}
+
+fn status(cf: u8, zf: u8) -> Result<(), vmx_insn::VmFail> {
+    if cf != 0 {
+        Err(vmx_insn::VmFail::Invalid)
+    } else if zf != 0 {
+        Err(vmx_insn::VmFail::Valid)
+    } else {
+        Ok(())
+    }
+}
+
+fn invept(kind: u64, eptp: u64) -> Result<(), vmx_insn::VmFail> {
+    let descriptor = [eptp, 0u64];
+    let (cf, zf): (u8, u8);
+    // SAFETY: INVEPT only invalidates TLB entries (VMX root operation).
+    unsafe {
+        asm!(
+            "invept {kind}, [{desc}]",
+            "setc {cf}",
+            "setz {zf}",
+            kind = in(reg) kind,
+            desc = in(reg) &descriptor,
+            cf = out(reg_byte) cf,
+            zf = out(reg_byte) zf,
+            options(nostack)
+        );
+    }
+    status(cf, zf)
+}
+
+fn invvpid(kind: u64, vpid: u16, gva: u64) -> Result<(), vmx_insn::VmFail> {
+    let descriptor = [u64::from(vpid), gva];
+    let (cf, zf): (u8, u8);
+    // SAFETY: INVVPID only invalidates TLB entries (VMX root operation).
+    unsafe {
+        asm!(
+            "invvpid {kind}, [{desc}]",
+            "setc {cf}",
+            "setz {zf}",
+            kind = in(reg) kind,
+            desc = in(reg) &descriptor,
+            cf = out(reg_byte) cf,
+            zf = out(reg_byte) zf,
+            options(nostack)
+        );
+    }
+    status(cf, zf)
+}
+
+/// TSC at which the current KVM_RUN should return to the VMM (0: never):
+/// the VMM's time slice, reported to the run loop as a pending signal, as
+/// QEMU's SIG_IPI/SIGALRM would interrupt a VCPU thread.
+static SLICE_END: AtomicU64 = AtomicU64::new(0);
+
+/// Makes `signal_pending` true from TSC `tsc` on (0: never).
+pub fn set_slice_end(tsc: u64) {
+    SLICE_END.store(tsc, Ordering::Relaxed);
+}
+
+fn slice_over() -> bool {
+    let end = SLICE_END.load(Ordering::Relaxed);
+    end != 0 && cpu::rdtsc() >= end
+}
+
+/// A handle on one VCPU's VMCS (the region's PA). Handles are stateless
+/// like the hardware; "VMCLEARed since the last `loaded`" is kept per
+/// region in [`CLEARED`], since several handles of a region exist.
+pub struct HwVmcs {
+    pa: u64,
+}
+
+const MAX_VMCS: usize = 64;
+/// Regions VMCLEARed since their last `loaded` (0: free slot).
+static CLEARED: SpinLock<[u64; MAX_VMCS]> = SpinLock::new([0; MAX_VMCS]);
+
+fn mark_cleared(pa: u64) {
+    let mut c = CLEARED.lock();
+    if c.contains(&pa) {
+        return;
+    }
+    if let Some(slot) = c.iter_mut().find(|e| **e == 0) {
+        *slot = pa;
+    }
+}
+
+fn take_cleared(pa: u64) -> bool {
+    let mut c = CLEARED.lock();
+    match c.iter_mut().find(|e| **e == pa) {
+        Some(slot) => {
+            *slot = 0;
+            true
+        }
+        None => false,
+    }
+}
+
+impl Vmcs for HwVmcs {
+    fn vmread(&self, field: u32) -> Result<u64, VmFail> {
+        vmx_insn::vmread(field).map_err(fail)
+    }
+    fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), VmFail> {
+        // SAFETY: the run loop writes fields of the current VMCS; host
+        // fields come from `host_state`/`host_cpu_state`.
+        unsafe { vmx_insn::vmwrite(field, value) }.map_err(fail)
+    }
+    fn vmptrld(&mut self, pa: u64) -> Result<(), VmFail> {
+        // SAFETY: `pa` is a VMCS region with the revision id.
+        unsafe { vmx_insn::vmptrld(pa) }.map_err(fail)
+    }
+    fn vmclear(&mut self, pa: u64) -> Result<(), VmFail> {
+        // SAFETY: as `vmptrld`.
+        let r = unsafe { vmx_insn::vmclear(pa) }.map_err(fail);
+        mark_cleared(pa);
+        r
+    }
+    fn invept(&mut self, kind: InveptType, eptp: u64) -> Result<(), VmFail> {
+        invept(kind as u64, eptp).map_err(fail)
+    }
+    fn invvpid(&mut self, kind: InvvpidType, vpid: u16, gva: u64) -> Result<(), VmFail> {
+        invvpid(kind as u64, vpid, gva).map_err(fail)
+    }
+}
+
+/// This CPU for `kvm_vmx::host::HostCpu`.
+pub struct BareHostCpu;
+
+impl MsrHw for BareHostCpu {
+    fn rdmsr(&mut self, msr: u32) -> u64 {
+        // SAFETY: the run loop reads MSRs the CPU has (EFER, STAR, ...).
+        unsafe { cpu::rdmsr(msr) }
+    }
+    fn wrmsr(&mut self, msr: u32, value: u64) {
+        // SAFETY: the run loop writes back host or guest values of MSRs
+        // the CPU has; the host uses none of the switched ones.
+        unsafe { cpu::wrmsr(msr, value) }
+    }
+}
+
+macro_rules! read_sel {
+    ($insn:literal) => {{
+        let v: u16;
+        // SAFETY: reading a selector register has no side effects.
+        unsafe { asm!($insn, out(reg) v, options(nomem, nostack, preserves_flags)) };
+        v
+    }};
+}
+
+impl HostCpu for BareHostCpu {
+    fn ldt_selector(&mut self) -> u16 {
+        read_sel!("sldt {0:x}")
+    }
+    fn fs_selector(&mut self) -> u16 {
+        read_sel!("mov {0:x}, fs")
+    }
+    fn gs_selector(&mut self) -> u16 {
+        read_sel!("mov {0:x}, gs")
+    }
+    fn load_fs(&mut self, sel: u16) {
+        // SAFETY: a selector the host had before the entry.
+        unsafe { asm!("mov fs, {0:x}", in(reg) sel, options(nostack, preserves_flags)) };
+    }
+    fn load_ldt(&mut self, sel: u16) {
+        // SAFETY: as `load_fs` (0: no LDT).
+        unsafe { asm!("lldt {0:x}", in(reg) sel, options(nostack, preserves_flags)) };
+    }
+    fn load_gs_keep_base(&mut self, sel: u16, gs_base: u64) {
+        // SAFETY: as `load_fs`; the base is written back after.
+        unsafe {
+            asm!("mov gs, {0:x}", in(reg) sel, options(nostack, preserves_flags));
+            cpu::wrmsr(MSR_GS_BASE, gs_base);
+        }
+    }
+    fn reload_tss(&mut self) {
+        let gdt = descriptors::gdt_base() as usize as *mut u64;
+        let index = usize::from(descriptors::TSS_SELECTOR >> 3);
+        // SAFETY: the boot GDT's TSS entry; mark it available (type 9)
+        // and load TR again.
+        unsafe {
+            let e = gdt.add(index);
+            e.write_volatile(e.read_volatile() & !(1u64 << 41));
+            asm!("ltr {0:x}", in(reg) descriptors::TSS_SELECTOR, options(nostack, preserves_flags));
+        }
+    }
+    fn reset_gdtr_limit(&mut self) {
+        #[repr(C, packed)]
+        struct Gdtr {
+            limit: u16,
+            base: u64,
+        }
+        let gdtr = Gdtr {
+            limit: GDT_LIMIT,
+            base: descriptors::gdt_base(),
+        };
+        // SAFETY: the boot GDT with its real limit.
+        unsafe { asm!("lgdt [{}]", in(reg) &gdtr, options(readonly, nostack, preserves_flags)) };
+    }
+}
+
+/// A guest FPU area (FXSAVE format, 16-aligned).
+#[repr(C, align(16))]
+pub struct FxArea([u8; 512]);
+
+fn fxsave(area: &mut FxArea) {
+    // SAFETY: a 512-byte, 16-aligned area; CR4.OSFXSR is set at init.
+    unsafe {
+        asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack, preserves_flags))
+    };
+}
+
+fn fxrstor(area: &FxArea) {
+    // SAFETY: as `fxsave`; the image was validated on the way in.
+    unsafe { asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack, preserves_flags)) };
+}
+
+/// The bare-metal VMX host.
+pub struct BareVmxHost {
+    cpu: BareMetalCpu,
+    shared: SpinLock<CpuSharedMsrs>,
+    next_vpid: SpinLock<u16>,
+}
+
+impl BareVmxHost {
+    /// Sets CR4.OSFXSR/OSXMMEXCPT (FXSAVE of the guest's SSE state).
+    pub fn new() -> Self {
+        // SAFETY: enabling FXSAVE/SSE state handling has no effect on the
+        // host, which never uses the FPU.
+        unsafe { cpu::write_cr4(cpu::read_cr4() | (1 << 9) | (1 << 10)) };
+        BareVmxHost {
+            cpu: BareMetalCpu,
+            shared: SpinLock::new(CpuSharedMsrs::default()),
+            next_vpid: SpinLock::new(1),
+        }
+    }
+}
+
+impl VmxHost for BareVmxHost {
+    type Page = VmxPage;
+    type Vmcs = HwVmcs;
+    type Cpu = BareMetalCpu;
+    type HostCpu = BareHostCpu;
+    type Fpu = Box<FxArea>;
+
+    fn cpu(&self) -> &BareMetalCpu {
+        &self.cpu
+    }
+    fn rdmsr_safe(&self, msr: u32) -> Option<u64> {
+        // SAFETY: only MSRs the CPU model implements.
+        KNOWN_MSRS
+            .contains(&msr)
+            .then(|| unsafe { cpu::rdmsr(msr) })
+    }
+
+    fn alloc_page(&self) -> Result<VmxPage, Errno> {
+        pages::alloc()
+            .map(|p| VmxPage(p.into_phys()))
+            .ok_or(Errno::ENOMEM)
+    }
+    fn vmcs(&self, region: &VmxPage) -> HwVmcs {
+        // A fresh region counts as cleared (the caller VMCLEARs it too).
+        mark_cleared(region.0);
+        HwVmcs { pa: region.0 }
+    }
+
+    fn vpid_alloc(&self) -> u16 {
+        let mut n = self.next_vpid.lock();
+        let v = *n;
+        *n = n.wrapping_add(1).max(1);
+        v
+    }
+    fn vpid_free(&self, _vpid: u16) {}
+
+    fn host_state(&self) -> HostState {
+        let mut c = BareHostCpu;
+        HostState {
+            cr0: cpu::read_cr0(),
+            cr4: cpu::read_cr4(),
+            cs: read_sel!("mov {0:x}, cs"),
+            ds: read_sel!("mov {0:x}, ds"),
+            es: read_sel!("mov {0:x}, es"),
+            ss: read_sel!("mov {0:x}, ss"),
+            fs: c.fs_selector(),
+            gs: c.gs_selector(),
+            tr: descriptors::TSS_SELECTOR,
+            fs_base: c.rdmsr(MSR_FS_BASE),
+            sysenter_cs: c.rdmsr(MSR_SYSENTER_CS) as u32,
+            sysenter_eip: c.rdmsr(MSR_SYSENTER_EIP),
+            pat: c.rdmsr(MSR_PAT),
+            rip: kvm_vmx::entry::hw::exit_address(),
+        }
+    }
+    fn host_cpu_state(&self) -> HostCpuState {
+        let mut c = BareHostCpu;
+        HostCpuState {
+            cr3: cpu::read_cr3(),
+            tr_base: descriptors::tss_base(),
+            gdtr_base: descriptors::gdt_base(),
+            idtr_base: descriptors::idt_base(),
+            gs_base: c.rdmsr(MSR_GS_BASE),
+            sysenter_esp: c.rdmsr(MSR_SYSENTER_ESP),
+            tsc_tick_delta: 0,
+        }
+    }
+    fn host_cpu(&self) -> BareHostCpu {
+        BareHostCpu
+    }
+    fn with_shared_msrs(&self, f: &mut dyn FnMut(&mut CpuSharedMsrs)) {
+        f(&mut self.shared.lock());
+    }
+    fn register_user_return(&self) {}
+    fn host_cr0(&self) -> u64 {
+        cpu::read_cr0()
+    }
+
+    fn vcpu_load(&self, vmcs: &mut HwVmcs) {
+        let pa = vmcs.pa;
+        let _ = vmcs.vmptrld(pa);
+    }
+    fn vcpu_put(&self, vmcs: &mut HwVmcs) {
+        let pa = vmcs.pa;
+        let _ = vmcs.vmclear(pa);
+        // The "return to user mode": the host's values of the switched
+        // MSRs go back.
+        self.shared.lock().on_user_return(&mut BareHostCpu);
+    }
+    fn loaded(&self, vmcs: &mut HwVmcs) -> LoadState {
+        LoadState {
+            cpu: 0,
+            cleared: take_cleared(vmcs.pa),
+        }
+    }
+    fn enter(&self, _vmcs: &mut HwVmcs, regs: &mut GuestRegs, launched: bool) -> EntryResult {
+        // SAFETY: the run loop calls this in VMX root operation with the
+        // VMCS current, interrupts off (always, on this host) and HOST_RIP
+        // = `exit_address()`.
+        let raw = unsafe { kvm_vmx::entry::hw::vmx_enter(regs, u64::from(launched)) };
+        EntryResult::from_raw(raw)
+    }
+    fn invept_all_cpus(&self, kind: InveptType, eptp: u64) {
+        let _ = invept(kind as u64, eptp);
+    }
+
+    fn preempt_disable(&self) {}
+    fn preempt_enable(&self) {}
+    // The host runs with interrupts off throughout.
+    fn interrupts_disable(&self) {}
+    fn interrupts_enable(&self) {}
+    fn smt_mark_as_vcpu(&self) {}
+    fn smt_acquire(&self) -> SmtAcquire {
+        SmtAcquire::Acquired
+    }
+    fn smt_release(&self) {}
+    fn migrate(&self) {}
+    fn signal_pending(&self) -> bool {
+        slice_over()
+    }
+    fn host_wants_cpu(&self) -> bool {
+        // The slice timer's external-interrupt exit: back to the VMM.
+        slice_over()
+    }
+    fn block(&self, _vm: VmId, _vcpu: u32, wake: &mut dyn FnMut() -> bool) {
+        // Wait for the wake condition or the next device deadline, firing
+        // due device timers; give the CPU back to the VMM (other VCPUs)
+        // when nothing here can wake us or the time slice is over.
+        loop {
+            if wake() || slice_over() {
+                return;
+            }
+            let Some(deadline) = super::services::next_deadline() else {
+                return;
+            };
+            let now = clock::ticks_to_ns(clock::now());
+            if now >= deadline {
+                super::services::fire_due(now);
+                if wake() {
+                    return;
+                }
+                continue;
+            }
+            core::hint::spin_loop();
+        }
+    }
+    fn kick(&self, _vm: VmId, _vcpu: u32) {}
+    fn host_nmi(&self) {}
+
+    fn fpu_alloc(&self) -> Result<Box<FxArea>, Errno> {
+        let mut a = Box::new(FxArea([0; 512]));
+        // FCW 0x37f, MXCSR 0x1f80: the reset state.
+        a.0[0] = 0x7f;
+        a.0[1] = 0x03;
+        a.0[24] = 0x80;
+        a.0[25] = 0x1f;
+        Ok(a)
+    }
+    fn fpu_start_guest(&self, fpu: &mut Box<FxArea>) {
+        fxrstor(fpu);
+    }
+    fn fpu_stop_guest(&self, fpu: &mut Box<FxArea>) {
+        fxsave(fpu);
+    }
+    fn fpu_get(&self, fpu: &Box<FxArea>, fxsave: &mut [u8; 512]) {
+        *fxsave = fpu.0;
+    }
+    fn fpu_set(&self, fpu: &mut Box<FxArea>, fxsave: &[u8; 512]) -> Result<(), Errno> {
+        // MXCSR reserved bits must be clear or FXRSTOR faults.
+        let mxcsr = u32::from_le_bytes([fxsave[24], fxsave[25], fxsave[26], fxsave[27]]);
+        if mxcsr & !0xffff != 0 {
+            return Err(Errno::EINVAL);
+        }
+        fpu.0 = *fxsave;
+        Ok(())
+    }
+
+    fn now_ns(&self) -> u64 {
+        clock::ticks_to_ns(clock::now())
+    }
+    fn host_tsc(&self) -> u64 {
+        cpu::rdtsc()
+    }
+}

@@ -1,0 +1,849 @@
+//! The VMM: plays QEMU's part (inventory §13) against the driver, only
+//! through `kvm_ioctl::Driver` — open, ioctl, devmap, close — exactly the
+//! calls the illumos module receives from QEMU. It brings up a VM with
+//! guest RAM, the in-kernel PIT/PIC/IOAPIC, GSI routing and its VCPUs,
+//! loads a multiboot guest image (a kvm-unit-tests `.flat`) as QEMU's
+//! `-kernel` does, and runs it: KVM_RUN in a loop, answering the exits a
+//! minimal QEMU PC answers (COM1, fw_cfg, isa-debug-exit, unclaimed ports
+//! and MMIO).
+
+extern crate alloc;
+
+use alloc::vec;
+use alloc::vec::Vec;
+
+use ::kvm::vm::{NoVmx, VmBackend, VmxSeam};
+use kvm_ioctl::abi::*;
+use kvm_ioctl::platform::{
+    DATAMODEL_LP64, FREAD, FWRITE, OTYP_CHR, PROT_READ, PROT_USER, PROT_WRITE,
+};
+use kvm_ioctl::{Dev, Driver, Errno, KVM_VCPU_MMAP_SIZE, MapKind};
+
+use crate::elf32;
+use crate::payload::Payload;
+use crate::platform::ioctl::{BarePlatform, HostUser};
+use crate::platform::services::BareServices;
+use crate::{print, println};
+
+/// A VMX seam for the bare-metal services: `NoVmx` (bring-up only) or
+/// the real one (`platform::timers::BareSeam`).
+pub trait Seam: VmxSeam<BareServices> {}
+impl<X: VmxSeam<BareServices>> Seam for X {}
+
+/// The driver as the illumos module builds it, over the bare-metal
+/// platform and services.
+pub type BareDriver<X = NoVmx> = Driver<BarePlatform, VmBackend<BareServices, X>>;
+
+/// The /dev/kvm major number this host pretends to have.
+const KVM_MAJOR: u32 = 42;
+const LP64: i32 = DATAMODEL_LP64;
+const PAGE: u64 = 4096;
+
+/// Where QEMU puts things (pc.c / the multiboot loader).
+const TSS_ADDR: u64 = 0xfeff_d000;
+const IDENTITY_MAP_ADDR: u64 = 0xfeff_c000;
+/// Guest-physical addresses of the multiboot info and command line.
+const MBI_GPA: u64 = 0x9000;
+const CMDLINE_GPA: u64 = 0x9400;
+const CMDLINE_MAX: usize = 0xc00;
+
+/// Guest RAM the VMM "mmap"ed: `size` bytes at host address `hva`.
+#[derive(Clone, Copy, Debug)]
+pub struct GuestRam {
+    pub hva: u64,
+    pub size: u64,
+}
+
+/// Why the VMM stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// Bring-up only (the smoke run): every ioctl up to KVM_RUN succeeded.
+    BroughtUp,
+    /// KVM_RUN is ENOTSUP: the backend has no VMX seam yet.
+    NoVmxSeam,
+    /// The guest wrote `code` to isa-debug-exit (QEMU exits with
+    /// `code << 1 | 1`).
+    DebugExit(u32),
+    /// KVM_RUN returned an error.
+    RunError(Errno),
+    /// An exit the VMM cannot continue from: `KVM_EXIT_*` number, the
+    /// first words of its `kvm_run` data, and the guest RIP.
+    Exit(u32, [u64; 2], u64),
+    /// The instruction/time budget ran out.
+    Timeout,
+}
+
+/// A bring-up step failed: which and why.
+#[derive(Clone, Copy, Debug)]
+pub struct Failed {
+    pub what: &'static str,
+    pub errno: Option<Errno>,
+}
+
+fn failed(what: &'static str) -> Failed {
+    Failed { what, errno: None }
+}
+
+/// What a run did.
+pub struct Report {
+    pub stop: Stop,
+    pub vcpus: u32,
+    pub runs: u64,
+    pub io_exits: u64,
+    pub mmio_exits: u64,
+    pub serial_bytes: u64,
+}
+
+/// `ioctl(fd, cmd, arg)` from the (64-bit) VMM, printed with its result.
+fn ioctl<X: Seam>(d: &BareDriver<X>, dev: Dev, cmd: Ioctl, arg: u64) -> Result<i32, Errno> {
+    let r = d.ioctl(dev, cmd.cmd() as i32, arg, LP64, &mut HostUser);
+    match r {
+        Ok(v) => println!("vmm: {} = {v}", cmd.name()),
+        Err(e) => println!("vmm: {} = {e:?} ({})", cmd.name(), e.code()),
+    }
+    r
+}
+
+/// Like `ioctl`, but anything except success ends the bring-up.
+fn must<X: Seam>(d: &BareDriver<X>, dev: Dev, cmd: Ioctl, arg: u64) -> Result<i32, Failed> {
+    ioctl(d, dev, cmd, arg).map_err(|e| Failed {
+        what: cmd.name(),
+        errno: Some(e),
+    })
+}
+
+fn addr<T>(v: &T) -> u64 {
+    v as *const T as u64
+}
+
+/// The address of an ioctl argument the driver writes.
+fn addr_mut<T>(v: &mut T) -> u64 {
+    v as *mut T as u64
+}
+
+fn open<X: Seam>(d: &BareDriver<X>) -> Result<Dev, Failed> {
+    let mut dev = Dev::new(KVM_MAJOR, 0);
+    match d.open(&mut dev, FREAD | FWRITE, OTYP_CHR) {
+        Ok(()) => {
+            println!("vmm: open(/dev/kvm) = minor {}", dev.minor());
+            Ok(dev)
+        }
+        Err(e) => {
+            println!("vmm: open(/dev/kvm) = {e:?}");
+            Err(Failed {
+                what: "open",
+                errno: Some(e),
+            })
+        }
+    }
+}
+
+fn irqchip_route(gsi: u32, chip: u32, pin: u32) -> kvm_irq_routing_entry {
+    let mut pad = [0u32; 8];
+    pad[0] = chip;
+    pad[1] = pin;
+    kvm_irq_routing_entry {
+        gsi,
+        r#type: KVM_IRQ_ROUTING_IRQCHIP,
+        flags: 0,
+        pad: 0,
+        u: kvm_irq_routing_entry_u { pad },
+    }
+}
+
+/// QEMU's routing table (qemu-kvm-x86.c): PIC master 0–7, slave 8–15,
+/// IOAPIC 0–23 with IRQ0 on pin 2.
+fn qemu_routes() -> Vec<kvm_irq_routing_entry> {
+    let mut v = Vec::new();
+    for i in 0..8 {
+        v.push(irqchip_route(i, KVM_IRQCHIP_PIC_MASTER, i));
+    }
+    for i in 8..16 {
+        v.push(irqchip_route(i, KVM_IRQCHIP_PIC_SLAVE, i - 8));
+    }
+    for i in 0..24 {
+        if i == 0 {
+            v.push(irqchip_route(0, KVM_IRQCHIP_IOAPIC, 2));
+        } else if i != 2 {
+            v.push(irqchip_route(i, KVM_IRQCHIP_IOAPIC, i));
+        }
+    }
+    v
+}
+
+/// A byte buffer for a variable-length ioctl argument (8-aligned).
+fn buffer(bytes: usize) -> Vec<u64> {
+    vec![0u64; bytes.div_ceil(8)]
+}
+
+fn put<T: Pod>(buf: &mut [u64], at: usize, v: &T) {
+    let bytes = v.as_bytes();
+    let base = buf.as_mut_ptr().cast::<u8>();
+    if at + bytes.len() <= buf.len() * 8 {
+        // SAFETY: in bounds of `buf`.
+        unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), base.add(at), bytes.len()) };
+    }
+}
+
+fn get<T: Pod>(buf: &[u64], at: usize) -> T {
+    let n = core::mem::size_of::<T>();
+    let mut v = T::zeroed();
+    if at + n <= buf.len() * 8 {
+        // SAFETY: in bounds; `T: Pod` takes any bytes.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                buf.as_ptr().cast::<u8>().add(at),
+                (&mut v as *mut T).cast::<u8>(),
+                n,
+            )
+        };
+    }
+    v
+}
+
+/// KVM_GET_SUPPORTED_CPUID as QEMU asks: nent doubled until not E2BIG.
+fn supported_cpuid<X: Seam>(d: &BareDriver<X>, sys: Dev) -> Result<Vec<kvm_cpuid_entry2>, Failed> {
+    let mut nent = 8usize;
+    loop {
+        let mut buf = buffer(8 + 40 * nent);
+        put(&mut buf, 0, &(nent as u32));
+        match ioctl(d, sys, Ioctl::GetSupportedCpuid, buf.as_mut_ptr() as u64) {
+            Ok(_) => {
+                let n: u32 = get(&buf, 0);
+                return Ok((0..n as usize).map(|i| get(&buf, 8 + 40 * i)).collect());
+            }
+            Err(Errno::E2BIG) if nent < 256 => nent *= 2,
+            Err(e) => {
+                return Err(Failed {
+                    what: "KVM_GET_SUPPORTED_CPUID",
+                    errno: Some(e),
+                });
+            }
+        }
+    }
+}
+
+fn segment(selector: u16, ty: u8) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        r#type: ty,
+        present: 1,
+        dpl: 0,
+        db: 1,
+        s: 1,
+        l: 0,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+/// The multiboot entry state (QEMU's multiboot option ROM): 32-bit flat
+/// protected mode, paging off, EAX = magic, EBX = multiboot info.
+fn entry_state(entry: u32) -> (kvm_regs, kvm_sregs) {
+    let regs = kvm_regs {
+        rax: 0x2bad_b002,
+        rbx: MBI_GPA,
+        rip: u64::from(entry),
+        rflags: 2,
+        ..Default::default()
+    };
+    let data = segment(0x10, 3);
+    let mut sregs = kvm_sregs {
+        cs: segment(0x08, 0xb),
+        ds: data,
+        es: data,
+        fs: data,
+        gs: data,
+        ss: data,
+        ..Default::default()
+    };
+    sregs.tr = kvm_segment {
+        limit: 0xffff,
+        r#type: 0xb,
+        present: 1,
+        ..Default::default()
+    };
+    sregs.ldt = kvm_segment {
+        limit: 0xffff,
+        r#type: 2,
+        present: 1,
+        ..Default::default()
+    };
+    sregs.gdt.limit = 0xffff;
+    sregs.idt.limit = 0x3ff;
+    sregs.cr0 = 0x11; // PE | ET
+    sregs.apic_base = 0xfee0_0000 | 0x900; // enabled, BSP
+    (regs, sregs)
+}
+
+/// Copies the image's PT_LOAD segments to guest RAM and writes the
+/// multiboot info and command line (`<file> <args>`, as QEMU's loader
+/// passes `-kernel` and `-append`). Returns the entry point.
+fn load(ram: GuestRam, payload: &Payload) -> Result<u32, Failed> {
+    let image = elf32::parse(payload.image).map_err(|_| failed("payload is not an ELF32 image"))?;
+    for seg in image.segments() {
+        let (paddr, filesz, memsz) = (
+            u64::from(seg.paddr),
+            u64::from(seg.filesz),
+            u64::from(seg.memsz),
+        );
+        if paddr.saturating_add(memsz) > ram.size || filesz > memsz {
+            return Err(failed("a PT_LOAD segment does not fit in guest RAM"));
+        }
+        let off = seg.offset as usize;
+        let src = payload
+            .image
+            .get(off..off + filesz as usize)
+            .ok_or(failed("a PT_LOAD segment is outside the image"))?;
+        // SAFETY: guest RAM is ours, identity mapped, and the segment fits.
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                src.as_ptr(),
+                (ram.hva + paddr) as usize as *mut u8,
+                src.len(),
+            );
+        }
+        // The bss part: guest RAM was carved from never-used memory,
+        // which is zero (Bochs zero-fills RAM), so nothing to clear.
+    }
+    // Command line.
+    let mut cmdline = [0u8; CMDLINE_MAX];
+    let mut n = 0;
+    for b in payload
+        .file
+        .bytes()
+        .chain(core::iter::once(b' ').filter(|_| !payload.args.is_empty()))
+        .chain(payload.args.bytes())
+        .take(CMDLINE_MAX - 1)
+    {
+        if let Some(c) = cmdline.get_mut(n) {
+            *c = b;
+        }
+        n += 1;
+    }
+    // Multiboot info: MEM | CMDLINE | MODS (none).
+    let mut mbi = [0u32; 22];
+    mbi[0] = 0x1 | 0x4 | 0x8;
+    mbi[1] = 639;
+    mbi[2] = ((ram.size - 0x10_0000) / 1024) as u32;
+    mbi[4] = CMDLINE_GPA as u32;
+    mbi[5] = 0;
+    mbi[6] = 0;
+    // SAFETY: both fit in the first page of guest RAM past 0x9000.
+    unsafe {
+        core::ptr::copy_nonoverlapping(
+            mbi.as_ptr().cast::<u8>(),
+            (ram.hva + MBI_GPA) as usize as *mut u8,
+            core::mem::size_of_val(&mbi),
+        );
+        core::ptr::copy_nonoverlapping(
+            cmdline.as_ptr(),
+            (ram.hva + CMDLINE_GPA) as usize as *mut u8,
+            CMDLINE_MAX,
+        );
+    }
+    print!("vmm: loaded {} at entry {:#x}:", payload.file, image.entry);
+    for seg in image.segments() {
+        print!(" [{:#x}+{:#x}]", seg.paddr, seg.memsz);
+    }
+    println!(
+        "; multiboot info at {MBI_GPA:#x}, mem_upper {} KiB, cmdline '{}'",
+        mbi[2],
+        core::str::from_utf8(cmdline.get(..n).unwrap_or(&[])).unwrap_or("?")
+    );
+    Ok(image.entry)
+}
+
+/// One VCPU as the VMM holds it: its fd and its mapped `kvm_run`.
+struct VcpuFd {
+    fd: Dev,
+    run: *mut kvm_run,
+}
+
+/// The VM (all fds), closed on drop as QEMU's exit closes them.
+struct Vm<'d, X: Seam> {
+    d: &'d BareDriver<X>,
+    sys: Dev,
+    vcpus: Vec<VcpuFd>,
+}
+
+impl<X: Seam> Drop for Vm<'_, X> {
+    fn drop(&mut self) {
+        for v in self.vcpus.drain(..) {
+            if let Err(e) = self.d.close(v.fd) {
+                println!("vmm: close(vcpu minor {}) = {e:?}", v.fd.minor());
+            }
+        }
+        if let Err(e) = self.d.close(self.sys) {
+            println!("vmm: close(vm minor {}) = {e:?}", self.sys.minor());
+        }
+        println!("vmm: closed every fd; VM destroyed");
+    }
+}
+
+/// Brings up the VM (inventory §13.1/§13.2) and, with `run`, runs the
+/// payload. Every fd is closed before this returns.
+pub fn run<X: Seam>(
+    d: &BareDriver<X>,
+    ram: GuestRam,
+    payload: Option<&Payload>,
+    smp: u32,
+    go: bool,
+) -> Result<Report, Failed> {
+    let budget = payload.map_or(0, |p| p.max_insns);
+    let sys = open(d)?;
+    let mut vm = Vm {
+        d,
+        sys,
+        vcpus: Vec::new(),
+    };
+    let api = must(d, sys, Ioctl::GetApiVersion, 0)?;
+    if api != 12 {
+        return Err(failed("KVM_GET_API_VERSION is not 12"));
+    }
+    for cap in [
+        Capability::IrqRouting,
+        Capability::SetTssAddr,
+        Capability::SetIdentityMapAddr,
+        Capability::UserMemory,
+        Capability::Irqchip,
+        Capability::Pit2,
+    ] {
+        let n = d
+            .ioctl(
+                sys,
+                Ioctl::CheckExtension.cmd() as i32,
+                cap as u64,
+                LP64,
+                &mut HostUser,
+            )
+            .unwrap_or(0);
+        println!("vmm: KVM_CHECK_EXTENSION({cap:?}) = {n}");
+    }
+    must(d, sys, Ioctl::CreateVm, 0)?;
+    // On illumos the VM lives on the same minor: vmfd = sysfd.
+    let vmfd = sys;
+    must(d, vmfd, Ioctl::SetTssAddr, TSS_ADDR)?;
+    let ident = IDENTITY_MAP_ADDR;
+    must(d, vmfd, Ioctl::SetIdentityMapAddr, addr(&ident))?;
+    let pit = kvm_pit_config {
+        flags: KVM_PIT_SPEAKER_DUMMY,
+        pad: [0; 15],
+    };
+    must(d, vmfd, Ioctl::CreatePit2, addr(&pit))?;
+    must(d, vmfd, Ioctl::CreateIrqchip, 0)?;
+    let routes = qemu_routes();
+    let mut buf = buffer(8 + 48 * routes.len());
+    put(&mut buf, 0, &(routes.len() as u32));
+    for (i, r) in routes.iter().enumerate() {
+        put(&mut buf, 8 + 48 * i, r);
+    }
+    must(d, vmfd, Ioctl::SetGsiRouting, buf.as_ptr() as u64)?;
+    let region = kvm_userspace_memory_region {
+        slot: 0,
+        flags: 0,
+        guest_phys_addr: 0,
+        memory_size: ram.size,
+        userspace_addr: ram.hva,
+    };
+    must(d, vmfd, Ioctl::SetUserMemoryRegion, addr(&region))?;
+    println!(
+        "vmm: guest RAM {} MiB at host {:#x} (slot 0, gpa 0)",
+        ram.size >> 20,
+        ram.hva
+    );
+
+    let mut supported = supported_cpuid(d, sys)?;
+    println!("vmm: {} supported CPUID entries", supported.len());
+    // The CPU model, as QEMU's `-cpu qemu64` with KVM: no PMU (leaf 0xA
+    // dropped: pmu=off). x2APIC too is hidden unless asked for
+    // (KUT_X2APIC=1): the driver does not route the x2APIC MSRs yet, and
+    // every kvm-unit-test reads its APIC id through them when CPUID has it.
+    supported.retain(|e| e.function != 0xa);
+    if !payload.is_some_and(|p| p.x2apic) {
+        for e in supported.iter_mut().filter(|e| e.function == 1) {
+            e.ecx &= !(1 << 21);
+        }
+        println!("vmm: CPUID: PMU leaf 0xA dropped, x2APIC hidden (KUT_X2APIC=1 shows it)");
+    } else {
+        println!("vmm: CPUID: PMU leaf 0xA dropped");
+    }
+    let entry = match payload {
+        Some(p) => Some(load(ram, p)?),
+        None => None,
+    };
+
+    for i in 0..smp {
+        let fd = open(d)?;
+        // Track it at once so it is closed on any error below.
+        vm.vcpus.push(VcpuFd {
+            fd,
+            run: core::ptr::null_mut(),
+        });
+        must(d, fd, Ioctl::Clone, sys.0)?;
+        let index = must(d, fd, Ioctl::CreateVcpu, u64::from(i))?;
+        if index != i as i32 {
+            return Err(failed("KVM_CREATE_VCPU returned another index"));
+        }
+        let size = must(d, fd, Ioctl::GetVcpuMmapSize, 0)?;
+        if size as u64 != KVM_VCPU_MMAP_SIZE {
+            return Err(failed("KVM_GET_VCPU_MMAP_SIZE is not 3 pages"));
+        }
+        // mmap(fd, 3 pages): segmap, then devmap until mapped.
+        d.segmap(
+            fd,
+            0,
+            KVM_VCPU_MMAP_SIZE,
+            PROT_READ | PROT_WRITE | PROT_USER,
+        )
+        .map_err(|e| Failed {
+            what: "segmap",
+            errno: Some(e),
+        })?;
+        let run = d
+            .devmap(fd, 0, KVM_VCPU_MMAP_SIZE, LP64)
+            .map_err(|e| Failed {
+                what: "devmap (kvm_run)",
+                errno: Some(e),
+            })?;
+        let ring = d.devmap(fd, 2 * PAGE, PAGE, LP64).map_err(|e| Failed {
+            what: "devmap (coalesced MMIO ring)",
+            errno: Some(e),
+        })?;
+        if run.kind != MapKind::VcpuRun || ring.kind != MapKind::CoalescedRing {
+            return Err(failed("devmap mapped the wrong areas"));
+        }
+        println!(
+            "vmm: mmap(vcpu {i}) = kvm_run at {:#x} ({} bytes), coalesced ring at {:#x}",
+            run.cookie, run.len, ring.cookie
+        );
+        if let Some(v) = vm.vcpus.last_mut() {
+            v.run = run.cookie as usize as *mut kvm_run;
+        }
+
+        let mut buf = buffer(8 + 40 * supported.len());
+        put(&mut buf, 0, &(supported.len() as u32));
+        for (k, e) in supported.iter().enumerate() {
+            put(&mut buf, 8 + 40 * k, e);
+        }
+        must(d, fd, Ioctl::SetCpuid2, buf.as_ptr() as u64)?;
+        let mp = kvm_mp_state {
+            mp_state: if i == 0 {
+                KVM_MP_STATE_RUNNABLE
+            } else {
+                KVM_MP_STATE_UNINITIALIZED
+            },
+        };
+        must(d, fd, Ioctl::SetMpState, addr(&mp))?;
+        let mut lapic = buffer(1024);
+        must(d, fd, Ioctl::GetLapic, lapic.as_mut_ptr() as u64)?;
+        must(d, fd, Ioctl::SetLapic, lapic.as_ptr() as u64)?;
+        if let (0, Some(entry)) = (i, entry) {
+            let (regs, sregs) = entry_state(entry);
+            // The register ioctls are the VMX seam's: ENOTSUP without it.
+            let r = ioctl(d, fd, Ioctl::SetSregs, addr(&sregs));
+            let r2 = ioctl(d, fd, Ioctl::SetRegs, addr(&regs));
+            for r in [r, r2] {
+                match r {
+                    Ok(_) | Err(Errno::ENOTSUP) => {}
+                    Err(e) => {
+                        return Err(Failed {
+                            what: "KVM_SET_REGS/SREGS",
+                            errno: Some(e),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    println!("vmm: VM up: {smp} VCPU(s), irqchip, PIT2, GSI routing, guest RAM");
+
+    let mut report = Report {
+        stop: Stop::BroughtUp,
+        vcpus: smp,
+        runs: 0,
+        io_exits: 0,
+        mmio_exits: 0,
+        serial_bytes: 0,
+    };
+    if !go {
+        return Ok(report);
+    }
+    if vm.vcpus.is_empty() {
+        return Err(failed("no VCPU"));
+    }
+    report.stop = run_loop(d, &vm.vcpus, smp, ram, budget, &mut report);
+    Ok(report)
+}
+
+/// What the VMM's PC answers on I/O ports.
+struct Pc {
+    smp: u32,
+    ram_size: u64,
+    fw_cfg_key: u16,
+    fw_cfg_off: u32,
+    line: [u8; 256],
+    line_len: usize,
+}
+
+impl Pc {
+    fn fw_cfg_item(&self) -> u64 {
+        match self.fw_cfg_key {
+            0x00 => u64::from(u32::from_le_bytes(*b"QEMU")),
+            0x03 => self.ram_size,
+            0x05 | 0x0f => u64::from(self.smp),
+            0x11 => self.ram_size,
+            _ => 0,
+        }
+    }
+
+    fn serial_out(&mut self, b: u8, report: &mut Report) {
+        report.serial_bytes += 1;
+        if b == b'\n' || self.line_len == self.line.len() {
+            let text = self.line.get(..self.line_len).unwrap_or(&[]);
+            println!("com1: {}", core::str::from_utf8(text).unwrap_or("<binary>"));
+            self.line_len = 0;
+            if b == b'\n' {
+                return;
+            }
+        }
+        if b != b'\r'
+            && let Some(c) = self.line.get_mut(self.line_len)
+        {
+            *c = b;
+            self.line_len += 1;
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.line_len > 0 {
+            let text = self.line.get(..self.line_len).unwrap_or(&[]);
+            println!("com1: {}", core::str::from_utf8(text).unwrap_or("<binary>"));
+            self.line_len = 0;
+        }
+    }
+
+    /// An IN of `size` bytes from `port`.
+    fn port_in(&mut self, port: u16, size: u8) -> u32 {
+        match port {
+            0x3fd => 0x60, // LSR: transmitter empty
+            0x3f8..=0x3ff => 0,
+            0x511 => {
+                let v = (self.fw_cfg_item() >> (8 * self.fw_cfg_off.min(7))) as u8;
+                self.fw_cfg_off += 1;
+                u32::from(v)
+            }
+            _ => match size {
+                1 => 0xff,
+                2 => 0xffff,
+                _ => 0xffff_ffff,
+            },
+        }
+    }
+
+    /// An OUT; `Some(code)` for isa-debug-exit.
+    fn port_out(&mut self, port: u16, value: u32, report: &mut Report) -> Option<u32> {
+        match port {
+            0x3f8 => self.serial_out(value as u8, report),
+            0x510 => {
+                self.fw_cfg_key = value as u16;
+                self.fw_cfg_off = 0;
+            }
+            0xf4 => return Some(value),
+            _ => {}
+        }
+        None
+    }
+}
+
+/// Lets a pending host interrupt (the slice timer) in: one instruction
+/// with IF=1 (the timer vector has a handler that EOIs; any other vector
+/// reports and stops the host).
+fn interrupt_window() {
+    // SAFETY: see above.
+    unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
+}
+
+/// A VCPU's time slice in TSC ticks (= instructions under Bochs): 10 ms
+/// at Bochs' 50 M "Hz".
+const SLICE_TICKS: u64 = 500_000;
+
+/// KVM_RUN until the guest ends, an exit stops it or `budget` TSC ticks
+/// (= instructions under Bochs; 0: no limit) pass.
+fn run_loop<X: Seam>(
+    d: &BareDriver<X>,
+    vcpus: &[VcpuFd],
+    smp: u32,
+    ram: GuestRam,
+    budget: u64,
+    report: &mut Report,
+) -> Stop {
+    let start = crate::clock::now();
+    let mut pc = Pc {
+        smp,
+        ram_size: ram.size,
+        fw_cfg_key: 0,
+        fw_cfg_off: 0,
+        line: [0; 256],
+        line_len: 0,
+    };
+    // One host CPU: the VCPUs take turns, each KVM_RUN interrupted after a
+    // time slice (the VMX host reports it as a pending signal).
+    let mut turn = 0usize;
+    let stop = loop {
+        let Some(vcpu) = vcpus.get(turn % vcpus.len().max(1)) else {
+            break Stop::RunError(Errno::EINVAL);
+        };
+        turn = turn.wrapping_add(1);
+        if budget != 0 && crate::clock::now().wrapping_sub(start) > budget {
+            println!("vmm: the guest ran out of its budget of {budget} instructions");
+            break Stop::Timeout;
+        }
+        report.runs += 1;
+        // The host's timer callback: device deadlines that passed while the
+        // VMM ran fire now (a cyclic would have fired them on illumos).
+        crate::platform::services::fire_due(crate::clock::ticks_to_ns(crate::clock::now()));
+        // A guest that never exits is stopped by the host's LAPIC timer
+        // at the end of the slice (external-interrupt exiting); the host
+        // takes that interrupt in the windows around KVM_RUN.
+        crate::platform::vmx_host::set_slice_end(crate::clock::now() + SLICE_TICKS);
+        crate::timer::arm_after(SLICE_TICKS);
+        interrupt_window();
+        let r = d.ioctl(vcpu.fd, Ioctl::Run.cmd() as i32, 0, LP64, &mut HostUser);
+        interrupt_window();
+        crate::platform::vmx_host::set_slice_end(0);
+        match r {
+            Ok(_) => {}
+            Err(Errno::ENOTSUP) => {
+                println!(
+                    "vmm: KVM_RUN = ENOTSUP: the VMX seam is not wired yet (kvm::vm::NoVmx answers the run and register ioctls)"
+                );
+                break Stop::NoVmxSeam;
+            }
+            Err(Errno::EINTR) | Err(Errno::EAGAIN) => continue,
+            Err(e) => {
+                println!("vmm: KVM_RUN = {e:?}");
+                break Stop::RunError(e);
+            }
+        }
+        // SAFETY: the kvm_run page devmap gave us, alive while the fd is.
+        let run = unsafe { &mut *vcpu.run };
+        let reason = run.exit_reason;
+        if reason == ExitReason::Io as u32 {
+            report.io_exits += 1;
+            // SAFETY: the union member of KVM_EXIT_IO.
+            let io = unsafe { run.u.io };
+            let data = (vcpu.run as u64 + io.data_offset) as usize as *mut u8;
+            let size = usize::from(io.size.clamp(1, 4));
+            let mut code = None;
+            for k in 0..io.count as usize {
+                // SAFETY: the PIO data lies in the 2-page kvm_run area.
+                let p = unsafe { data.add(k * size) };
+                if io.direction == KVM_EXIT_IO_OUT {
+                    let mut v = [0u8; 4];
+                    // SAFETY: as above.
+                    unsafe { core::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), size) };
+                    code = code.or(pc.port_out(io.port, u32::from_le_bytes(v), report));
+                } else {
+                    let v = pc.port_in(io.port, io.size).to_le_bytes();
+                    // SAFETY: as above.
+                    unsafe { core::ptr::copy_nonoverlapping(v.as_ptr(), p, size) };
+                }
+            }
+            if let Some(code) = code {
+                break Stop::DebugExit(code);
+            }
+        } else if reason == ExitReason::Mmio as u32 {
+            report.mmio_exits += 1;
+            // SAFETY: the union member of KVM_EXIT_MMIO.
+            let mmio = unsafe { &mut run.u.mmio };
+            if mmio.is_write == 0 {
+                mmio.data = [0xff; 8];
+            }
+        } else if reason == ExitReason::Intr as u32 || reason == ExitReason::IrqWindowOpen as u32 {
+            continue;
+        } else {
+            // SAFETY: reading the union's raw bytes.
+            let raw = unsafe { run.u.padding };
+            let w = |i: usize| {
+                u64::from_le_bytes(
+                    raw.get(i..i + 8)
+                        .and_then(|s| s.try_into().ok())
+                        .unwrap_or([0; 8]),
+                )
+            };
+            println!(
+                "vmm: KVM_RUN exit reason {reason}: stopping (exit data {:#x} {:#x} {:#x})",
+                w(0),
+                w(8),
+                w(16)
+            );
+            let rip = dump(d, vcpu.fd);
+            break Stop::Exit(reason, [w(0), w(8)], rip);
+        }
+    };
+    pc.flush();
+    stop
+}
+
+/// KVM_GET_REGS/SREGS of a stopped VCPU, for the log.
+fn dump<X: Seam>(d: &BareDriver<X>, fd: Dev) -> u64 {
+    let mut regs = kvm_regs::default();
+    let mut sregs = kvm_sregs::default();
+    if ioctl(d, fd, Ioctl::GetRegs, addr_mut(&mut regs)).is_ok() {
+        println!(
+            "vmm: rip {:#x} rsp {:#x} rflags {:#x} rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x}",
+            regs.rip,
+            regs.rsp,
+            regs.rflags,
+            regs.rax,
+            regs.rbx,
+            regs.rcx,
+            regs.rdx,
+            regs.rsi,
+            regs.rdi
+        );
+    }
+    if ioctl(d, fd, Ioctl::GetSregs, addr_mut(&mut sregs)).is_ok() {
+        println!(
+            "vmm: cr0 {:#x} cr2 {:#x} cr3 {:#x} cr4 {:#x} efer {:#x} cs {:#x}/{:#x}/type {:#x} l {} db {} gdt {:#x}/{:#x} idt {:#x}/{:#x} tr {:#x}/type {:#x}",
+            sregs.cr0,
+            sregs.cr2,
+            sregs.cr3,
+            sregs.cr4,
+            sregs.efer,
+            sregs.cs.selector,
+            sregs.cs.base,
+            sregs.cs.r#type,
+            sregs.cs.l,
+            sregs.cs.db,
+            sregs.gdt.base,
+            sregs.gdt.limit,
+            sregs.idt.base,
+            sregs.idt.limit,
+            sregs.tr.selector,
+            sregs.tr.r#type
+        );
+    }
+    regs.rip
+}
+
+/// `KVM_EXIT_*` names for the log.
+pub fn exit_name(reason: u32) -> &'static str {
+    match reason {
+        0 => "KVM_EXIT_UNKNOWN",
+        1 => "KVM_EXIT_EXCEPTION",
+        2 => "KVM_EXIT_IO",
+        4 => "KVM_EXIT_DEBUG",
+        5 => "KVM_EXIT_HLT",
+        6 => "KVM_EXIT_MMIO",
+        8 => "KVM_EXIT_SHUTDOWN (triple fault)",
+        9 => "KVM_EXIT_FAIL_ENTRY",
+        17 => "KVM_EXIT_INTERNAL_ERROR",
+        _ => "KVM_EXIT_?",
+    }
+}
