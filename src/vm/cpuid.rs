@@ -213,6 +213,18 @@ fn do_cpuid_ent(
                 sub += 1;
             }
         }
+        0xa => {
+            // Architectural performance monitoring: the C driver passed the
+            // host's leaf through, but no PMU MSR is virtualised (RDMSR of
+            // IA32_PMCx #GPs), so a truthful answer is "no PMU" (version 0),
+            // as QEMU's `pmu=off`. Found by kvm-unit-tests' `pmu` on Bochs.
+            if let Some(e) = t.get(i) {
+                e.eax = 0;
+                e.ebx = 0;
+                e.ecx = 0;
+                e.edx = 0;
+            }
+        }
         0x8000_0000 => {
             if let Some(e) = t.get(i) {
                 e.eax = e.eax.min(0x8000_001a);

@@ -284,6 +284,30 @@ impl<S: Services> Devices<S> {
         }
     }
 
+    /// RDMSR of an x2APIC register (0x800–0x8FF) of VCPU `index`'s LAPIC
+    /// (`kvm_x2apic_msr_read`); `None` if it has no LAPIC, `Some(Err)` for
+    /// the #GP the SDM gives (xAPIC mode, reserved register).
+    pub fn x2apic_msr_read(
+        &mut self,
+        index: u32,
+        msr: u32,
+    ) -> Option<Result<u64, kvm_devices::lapic::GeneralProtection>> {
+        Some(self.lapic(index)?.x2apic_msr_read(msr))
+    }
+
+    /// WRMSR of an x2APIC register, side effects (IPIs, EOI broadcast)
+    /// included (`kvm_x2apic_msr_write`).
+    pub fn x2apic_msr_write(
+        &mut self,
+        index: u32,
+        msr: u32,
+        data: u64,
+    ) -> Option<Result<(), kvm_devices::lapic::GeneralProtection>> {
+        let i = (*self.lapic_of.get(index as usize)?)?;
+        let r = self.lapics.get_mut(i)?.x2apic_msr_write(msr, data);
+        Some(r.map(|action| self.apply_lapic_action(i, action)))
+    }
+
     /// A guest MMIO write to VCPU `index`'s LAPIC page
     /// (`apic_mmio_write`), side effects included. `None` if the VCPU has
     /// no LAPIC.

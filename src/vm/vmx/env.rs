@@ -91,7 +91,26 @@ pub struct RunCtx<'a, S: Services, H: VmxHost> {
     pub pio: &'a mut [u8],
 }
 
+/// The x2APIC MSR range (SDM vol. 3 §11.12.1), handled by the LAPIC model.
+const X2APIC_MSR_FIRST: u32 = 0x800;
+const X2APIC_MSR_LAST: u32 = 0x8ff;
+
+/// CR4 bits that change the guest's paging mode.
+const CR4_PSE: u64 = 1 << 4;
+const CR4_PGE: u64 = 1 << 7;
+
 impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
+    /// `vmx_set_cr3(vcpu->arch.cr3)` after a paging-mode change: GUEST_CR3
+    /// back to the guest's CR3 when it pages, the EPT identity map when it
+    /// does not; then a TLB flush.
+    fn reload_cr3(&mut self, vcpu: &mut VmxVcpu, v: &mut DynVmcs<'_>) {
+        let map = self.core.shared().arch().ept_identity_map_addr;
+        let map = if map == 0 { IDENTITY_MAP_DEFAULT } else { map };
+        let cr3 = vcpu.cr3;
+        cr::set_cr3(vcpu, v, cr3, map, None);
+        vcpu.requests.set(Request::TlbFlush);
+    }
+
     fn in_kernel(&self) -> bool {
         self.core.has_lapic()
     }
@@ -466,6 +485,20 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
     }
 
     fn get_msr(&mut self, vcpu: &mut VmxVcpu, msr: u32) -> Result<u64, Fault> {
+        if (X2APIC_MSR_FIRST..=X2APIC_MSR_LAST).contains(&msr) {
+            // `kvm_x2apic_msr_read`: the LAPIC decides (#GP in xAPIC mode).
+            let index = self.core.index();
+            let r = self
+                .core
+                .shared()
+                .devices()
+                .lock()
+                .x2apic_msr_read(index, msr);
+            return match r {
+                Some(Ok(v)) => Ok(v),
+                _ => Err(Fault::Gp(0)),
+            };
+        }
         let apic_base = self.apic_base();
         self.st.msrs.get(self.core, vcpu, msr, apic_base)
     }
@@ -477,6 +510,19 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
         msr: u32,
         data: u64,
     ) -> Result<(), Fault> {
+        if (X2APIC_MSR_FIRST..=X2APIC_MSR_LAST).contains(&msr) {
+            let index = self.core.index();
+            let r = self
+                .core
+                .shared()
+                .devices()
+                .lock()
+                .x2apic_msr_write(index, msr, data);
+            return match r {
+                Some(Ok(())) => Ok(()),
+                _ => Err(Fault::Gp(0)),
+            };
+        }
         self.st
             .msrs
             .set(self.core, vcpu, &mut DynVmcs(v), msr, data)
@@ -512,13 +558,18 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
                     let _ = self.core.shared().init_rmode_tss();
                     let _ = self.core.shared().init_rmode_identity_map();
                 }
+                if fx.paging_changed || fx.entered_rmode {
+                    // `kvm_mmu_reset_context` → `vmx_set_cr3(vcpu->arch.cr3)`:
+                    // GUEST_CR3 is the identity map only while the guest
+                    // does not page; now it must be the guest's own again
+                    // (or the identity map again). Found by the Bochs harness.
+                    self.reload_cr3(vcpu, &mut v);
+                }
                 Ok(())
             }
             ControlRegister::Cr3 => {
-                let map = self.core.shared().arch().ept_identity_map_addr;
-                let map = if map == 0 { IDENTITY_MAP_DEFAULT } else { map };
-                cr::set_cr3(vcpu, &mut v, value, map, None);
-                vcpu.requests.set(Request::TlbFlush);
+                vcpu.cr3 = value;
+                self.reload_cr3(vcpu, &mut v);
                 Ok(())
             }
             ControlRegister::Cr4 => {
@@ -526,7 +577,12 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
                 if value & !0x003f_57ff != 0 {
                     return Err(Fault::Gp(0));
                 }
+                let old = cr::guest_cr4(&v, vcpu.config.ept());
                 cr::set_cr4(vcpu, &mut v, value);
+                if (old ^ value) & (CR4_PAE | CR4_PSE | CR4_PGE) != 0 {
+                    // A paging-mode change (`kvm_mmu_reset_context`).
+                    self.reload_cr3(vcpu, &mut v);
+                }
                 Ok(())
             }
             ControlRegister::Cr8 => {
