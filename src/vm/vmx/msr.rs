@@ -201,11 +201,13 @@ impl MsrState {
                 set_efer(vcpu, v, (data & !EFER_LMA) | keep);
             }
             MSR_APIC_BASE => {
-                if core.with_lapic(|_| ()).is_err() {
-                    self.apic_base = data;
+                // `kvm_set_apic_base`: the LAPIC applies the enable and
+                // x2APIC (EXTD) bits with the SDM's #GP rules (§11.12.5).
+                match core.with_lapic(|l| l.set_apic_base(data)) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return Err(Fault::Gp(0)),
+                    Err(_) => self.apic_base = data,
                 }
-                // With a LAPIC: kvm_set_apic_base relocation is not
-                // modelled; the base stays at its reset value.
             }
             0x200..=0x20f => {
                 if let Some(s) = self.mtrr_var.get_mut((msr - 0x200) as usize) {

@@ -459,18 +459,13 @@ pub fn run<X: Seam>(
 
     let mut supported = supported_cpuid(d, sys)?;
     println!("vmm: {} supported CPUID entries", supported.len());
-    // The CPU model, as QEMU's `-cpu qemu64` with KVM: no PMU (leaf 0xA
-    // dropped: pmu=off). x2APIC too is hidden unless asked for
-    // (KUT_X2APIC=1): the driver does not route the x2APIC MSRs yet, and
-    // every kvm-unit-test reads its APIC id through them when CPUID has it.
-    supported.retain(|e| e.function != 0xa);
+    // The CPU model is what the driver supports (it reports no PMU and
+    // an emulated x2APIC); KUT_X2APIC=0 hides x2APIC, as `-cpu ...,-x2apic`.
     if !payload.is_some_and(|p| p.x2apic) {
         for e in supported.iter_mut().filter(|e| e.function == 1) {
             e.ecx &= !(1 << 21);
         }
-        println!("vmm: CPUID: PMU leaf 0xA dropped, x2APIC hidden (KUT_X2APIC=1 shows it)");
-    } else {
-        println!("vmm: CPUID: PMU leaf 0xA dropped");
+        println!("vmm: CPUID: x2APIC hidden (KUT_X2APIC=0)");
     }
     let entry = match payload {
         Some(p) => Some(load(ram, p)?),
