@@ -5,7 +5,7 @@
 //! | method | illumos / illumos-kvm |
 //! |---|---|
 //! | pages | `kmem_zalloc(PAGESIZE)` + `hat_getpfnum(kas.a_hat)` |
-//! | VMCS | VMREAD/VMWRITE/VMPTRLD/VMCLEAR/INVEPT/INVVPID (`asm!`, kvm_vmx.c `vmcs_load`/`vmcs_clear`/`__invept`) |
+//! | VMCS | VMREAD/VMWRITE/VMPTRLD/VMCLEAR/INVEPT/INVVPID (`kvm_vmx::insn`, kvm_vmx.c `vmcs_load`/`vmcs_clear`/`__invept`) |
 //! | VPIDs | `hma_vmx_vpid_alloc`/`hma_vmx_vpid_free` |
 //! | context ops | `installctx_preallocate`/`installctx`/`removectx` (kvm.c `vcpu_load`/`vcpu_put`) in kvm_vmx_glue.c |
 //! | INVEPT everywhere | `xc_sync` over `CPUSET_ALL` (kvm.c `kvm_xcall`) |
@@ -114,10 +114,11 @@ use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 use kvm_ioctl::{Errno, VmId};
 use kvm_vmx::entry::EntryResult;
 use kvm_vmx::host::{CpuSharedMsrs, HostCpu, MsrHw};
+use kvm_vmx::insn;
 use kvm_vmx::run::SmtAcquire;
 use kvm_vmx::setup::{HostCpuState, HostState, Page};
 use kvm_vmx::vcpu::GuestRegs;
-use kvm_vmx::vmcs::{InveptType, InvvpidType, VmFail, VmInstructionError, Vmcs};
+use kvm_vmx::vmcs::{InveptType, InvvpidType, VmFail, Vmcs};
 
 use super::cpu::HostCpu as HostCpuFeatures;
 use super::sys::{self, KCondvarRaw, KMutexRaw, KVM_VMX_MAX_CPUS};
@@ -135,9 +136,6 @@ const MSR_KERNEL_GS_BASE: u32 = 0xc000_0102;
 
 const CR0_TS: u64 = 1 << 3;
 const CR4_VMXE: u64 = 1 << 13;
-
-/// VM-instruction error field (SDM appendix B.3.3).
-const VM_INSTRUCTION_ERROR: u32 = x86::vmx::vmcs::ro::VM_INSTRUCTION_ERROR;
 
 // ---- small instruction wrappers --------------------------------------------
 
@@ -242,136 +240,9 @@ fn rdtsc() -> u64 {
 
 // ---- VMX instructions ---------------------------------------------------------
 
-/// VMfail from CF/ZF (SDM vol. 3 §31.2); VMfailValid reads the error number
-/// of the current VMCS.
-fn status(cf: u8, zf: u8) -> Result<(), VmFail> {
-    if cf != 0 {
-        Err(VmFail::Invalid)
-    } else if zf != 0 {
-        let raw = vmread_raw(VM_INSTRUCTION_ERROR).unwrap_or(0);
-        Err(VmFail::Valid(VmInstructionError::from_raw(raw as u32)))
-    } else {
-        Ok(())
-    }
-}
-
-fn vmread_raw(field: u32) -> Result<u64, (u8, u8)> {
-    let (value, cf, zf): (u64, u8, u8);
-    // SAFETY: VMREAD only reads the current VMCS; without one it fails
-    // (CF=1). The host is in VMX root operation (HMA) whenever the driver
-    // runs VMX code.
-    unsafe {
-        asm!(
-            "vmread {value}, {field}",
-            "setc {cf}",
-            "setz {zf}",
-            field = in(reg) u64::from(field),
-            value = out(reg) value,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    if cf != 0 || zf != 0 {
-        Err((cf, zf))
-    } else {
-        Ok(value)
-    }
-}
-
-fn vmwrite_raw(field: u32, value: u64) -> Result<(), VmFail> {
-    let (cf, zf): (u8, u8);
-    // SAFETY: writes a field of the current VMCS; the run loop owns its
-    // meaning (host fields come from `host_state`/`host_cpu_state`).
-    unsafe {
-        asm!(
-            "vmwrite {field}, {value}",
-            "setc {cf}",
-            "setz {zf}",
-            field = in(reg) u64::from(field),
-            value = in(reg) value,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
-}
-
-fn vmptrld_raw(pa: u64) -> Result<(), VmFail> {
-    let (cf, zf): (u8, u8);
-    // SAFETY: `pa` is the physical address of a VMCS region page the
-    // driver allocated and initialised with the revision id; VMPTRLD only
-    // makes it current.
-    unsafe {
-        asm!(
-            "vmptrld qword ptr [{pa}]",
-            "setc {cf}",
-            "setz {zf}",
-            pa = in(reg) &pa,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
-}
-
-fn vmclear_raw(pa: u64) -> Result<(), VmFail> {
-    let (cf, zf): (u8, u8);
-    // SAFETY: as `vmptrld_raw`; VMCLEAR flushes the VMCS to its region.
-    unsafe {
-        asm!(
-            "vmclear qword ptr [{pa}]",
-            "setc {cf}",
-            "setz {zf}",
-            pa = in(reg) &pa,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
-}
-
-fn invept_raw(kind: u64, eptp: u64) -> Result<(), VmFail> {
-    let desc: [u64; 2] = [eptp, 0];
-    let (cf, zf): (u8, u8);
-    // SAFETY: INVEPT only invalidates cached EPT translations; the
-    // descriptor is a live 16-byte local.
-    unsafe {
-        asm!(
-            "invept {kind}, [{desc}]",
-            "setc {cf}",
-            "setz {zf}",
-            kind = in(reg) kind,
-            desc = in(reg) &desc,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
-}
-
-fn invvpid_raw(kind: u64, vpid: u16, gva: u64) -> Result<(), VmFail> {
-    let desc: [u64; 2] = [u64::from(vpid), gva];
-    let (cf, zf): (u8, u8);
-    // SAFETY: INVVPID only invalidates cached linear translations.
-    unsafe {
-        asm!(
-            "invvpid {kind}, [{desc}]",
-            "setc {cf}",
-            "setz {zf}",
-            kind = in(reg) kind,
-            desc = in(reg) &desc,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
-}
+// The instructions are `kvm_vmx::insn` (shared with the Bochs host). The
+// driver only runs them in VMX root operation: HMA ran VMXON on every CPU
+// before `hma_register` returned, and the VMCS regions are the driver's.
 
 // ---- per-VMCS context -------------------------------------------------------
 
@@ -413,7 +284,8 @@ impl VmcsCtx {
     /// VMPTRLD on this CPU and record it (preemption disabled).
     fn load_here(&self) -> Result<(), VmFail> {
         let cpu = cpu_id();
-        let r = vmptrld_raw(self.pa);
+        // SAFETY: VMX root (HMA); `pa` is this VCPU's VMCS region.
+        let r = unsafe { insn::vmptrld(self.pa) };
         if r.is_ok() {
             self.cpu.store(cpu as i32, Ordering::Relaxed);
             if let Some(p) = percpu(cpu) {
@@ -426,7 +298,8 @@ impl VmcsCtx {
 
     /// VMCLEAR and record it (preemption disabled).
     fn clear_here(&self) -> Result<(), VmFail> {
-        let r = vmclear_raw(self.pa);
+        // SAFETY: as in `load_here`.
+        let r = unsafe { insn::vmclear(self.pa) };
         self.cleared.store(true, Ordering::Relaxed);
         self.cpu.store(-1, Ordering::Relaxed);
         if let Some(p) = percpu(cpu_id()) {
@@ -758,34 +631,33 @@ pub struct IllumosVmcs {
 }
 
 impl Vmcs for IllumosVmcs {
+    // SAFETY (all below): VMX root operation (HMA); the run loop owns the
+    // meaning of the fields and only names VMCS regions it allocated.
     fn vmread(&self, field: u32) -> Result<u64, VmFail> {
-        vmread_raw(field).map_err(|(cf, zf)| match status(cf, zf) {
-            Err(e) => e,
-            Ok(()) => VmFail::Invalid,
-        })
+        unsafe { insn::vmread(field) }
     }
     fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), VmFail> {
-        vmwrite_raw(field, value)
+        unsafe { insn::vmwrite(field, value) }
     }
     fn vmptrld(&mut self, pa: u64) -> Result<(), VmFail> {
         if pa == self.ctx.pa {
             self.ctx.load_here()
         } else {
-            vmptrld_raw(pa)
+            unsafe { insn::vmptrld(pa) }
         }
     }
     fn vmclear(&mut self, pa: u64) -> Result<(), VmFail> {
         if pa == self.ctx.pa {
             self.ctx.clear_here()
         } else {
-            vmclear_raw(pa)
+            unsafe { insn::vmclear(pa) }
         }
     }
     fn invept(&mut self, kind: InveptType, eptp: u64) -> Result<(), VmFail> {
-        invept_raw(kind as u64, eptp)
+        unsafe { insn::invept(kind as u64, eptp) }
     }
     fn invvpid(&mut self, kind: InvvpidType, vpid: u16, gva: u64) -> Result<(), VmFail> {
-        invvpid_raw(kind as u64, vpid, gva)
+        unsafe { insn::invvpid(kind as u64, vpid, gva) }
     }
 }
 
@@ -1411,7 +1283,8 @@ impl VmxHost for IllumosVmxHost {
 /// in VMX operation.
 unsafe extern "C" fn invept_xcall(kind: usize, eptp: usize, _: usize) -> c_int {
     if read_cr4() & CR4_VMXE != 0 {
-        let _ = invept_raw(kind as u64, eptp as u64);
+        // SAFETY: CR4.VMXE is set: this CPU is in VMX root operation.
+        let _ = unsafe { insn::invept(kind as u64, eptp as u64) };
     }
     0
 }

@@ -48,6 +48,7 @@ pub mod exit_reason;
 pub mod fake;
 pub mod host;
 pub mod inject;
+pub mod insn;
 pub mod msr;
 pub mod qualification;
 pub mod rmode;

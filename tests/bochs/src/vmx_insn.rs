@@ -56,8 +56,33 @@ macro_rules! vmx_mem_operand {
 }
 
 vmx_mem_operand!(vmxon, "vmxon", "VMXON: enter VMX root operation.");
-vmx_mem_operand!(vmclear, "vmclear", "VMCLEAR: flush and deactivate a VMCS.");
-vmx_mem_operand!(vmptrld, "vmptrld", "VMPTRLD: make a VMCS current.");
+
+/// The driver's status type to the smoke code's (which only needs
+/// Invalid/Valid).
+fn smoke<T>(r: Result<T, kvm_vmx::vmcs::VmFail>) -> VmResult<T> {
+    r.map_err(|e| match e {
+        kvm_vmx::vmcs::VmFail::Invalid => VmFail::Invalid,
+        kvm_vmx::vmcs::VmFail::Valid(_) => VmFail::Valid,
+    })
+}
+
+/// VMCLEAR: flush and deactivate a VMCS (`kvm_vmx::insn::vmclear`).
+///
+/// # Safety
+/// VMX root operation; `pa` is a VMCS region the host owns.
+pub unsafe fn vmclear(pa: u64) -> VmResult<()> {
+    // SAFETY: the caller's contract.
+    smoke(unsafe { kvm_vmx::insn::vmclear(pa) })
+}
+
+/// VMPTRLD: make a VMCS current (`kvm_vmx::insn::vmptrld`).
+///
+/// # Safety
+/// As [`vmclear`].
+pub unsafe fn vmptrld(pa: u64) -> VmResult<()> {
+    // SAFETY: the caller's contract.
+    smoke(unsafe { kvm_vmx::insn::vmptrld(pa) })
+}
 
 /// VMXOFF: leave VMX operation.
 ///
@@ -72,24 +97,11 @@ pub unsafe fn vmxoff() -> VmResult<()> {
     status(cf, zf)
 }
 
-/// VMREAD of `field` from the current VMCS.
+/// VMREAD of `field` from the current VMCS (`kvm_vmx::insn::vmread`).
 pub fn vmread(field: u32) -> VmResult<u64> {
-    let (value, cf, zf): (u64, u8, u8);
     // SAFETY: VMREAD only reads the current VMCS; without one it fails with
     // VMfailInvalid, and outside VMX operation the host never calls it.
-    unsafe {
-        asm!(
-            "vmread {value}, {field}",
-            "setc {cf}",
-            "setz {zf}",
-            field = in(reg) u64::from(field),
-            value = out(reg) value,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf).map(|()| value)
+    smoke(unsafe { kvm_vmx::insn::vmread(field) })
 }
 
 /// VMWRITE of `value` to `field` of the current VMCS.
@@ -98,59 +110,18 @@ pub fn vmread(field: u32) -> VmResult<u64> {
 /// The value must describe state the host is prepared for (host-state
 /// fields decide where VM exits land).
 pub unsafe fn vmwrite(field: u32, value: u64) -> VmResult<()> {
-    let (cf, zf): (u8, u8);
     // SAFETY: the caller guarantees the field's meaning is respected.
-    unsafe {
-        asm!(
-            "vmwrite {field}, {value}",
-            "setc {cf}",
-            "setz {zf}",
-            field = in(reg) u64::from(field),
-            value = in(reg) value,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
+    smoke(unsafe { kvm_vmx::insn::vmwrite(field, value) })
 }
 
 /// INVEPT type 2: all contexts.
 pub fn invept_all() -> VmResult<()> {
-    let descriptor = [0u64; 2];
-    let (cf, zf): (u8, u8);
     // SAFETY: all-context invalidation only drops cached translations.
-    unsafe {
-        asm!(
-            "invept {kind}, [{desc}]",
-            "setc {cf}",
-            "setz {zf}",
-            kind = in(reg) 2u64,
-            desc = in(reg) &descriptor,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
+    smoke(unsafe { kvm_vmx::insn::invept(2, 0) })
 }
 
 /// INVVPID type 2: all contexts except VPID 0.
 pub fn invvpid_all() -> VmResult<()> {
-    let descriptor = [0u64; 2];
-    let (cf, zf): (u8, u8);
     // SAFETY: all-context invalidation only drops cached translations.
-    unsafe {
-        asm!(
-            "invvpid {kind}, [{desc}]",
-            "setc {cf}",
-            "setz {zf}",
-            kind = in(reg) 2u64,
-            desc = in(reg) &descriptor,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
+    smoke(unsafe { kvm_vmx::insn::invvpid(2, 0, 0) })
 }

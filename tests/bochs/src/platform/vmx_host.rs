@@ -24,17 +24,17 @@ use ::kvm::vm::vmx::{HostPage, LoadState, VmxHost};
 use kvm_ioctl::{Errno, VmId};
 use kvm_vmx::entry::EntryResult;
 use kvm_vmx::host::{CpuSharedMsrs, HostCpu, MsrHw};
+use kvm_vmx::insn;
 use kvm_vmx::run::SmtAcquire;
 use kvm_vmx::setup::{HostCpuState, HostState, Page};
 use kvm_vmx::vcpu::GuestRegs;
-use kvm_vmx::vmcs::{InveptType, InvvpidType, VmFail, VmInstructionError, Vmcs};
+use kvm_vmx::vmcs::{InveptType, InvvpidType, VmFail, Vmcs};
 
 use crate::clock;
 use crate::cpu::{self, BareMetalCpu};
 use crate::descriptors;
 use crate::pages;
 use crate::sync::SpinLock;
-use crate::vmx_insn;
 
 const MSR_FS_BASE: u32 = 0xc000_0100;
 const MSR_GS_BASE: u32 = 0xc000_0101;
@@ -90,65 +90,6 @@ impl Drop for VmxPage {
     }
 }
 
-fn fail(e: vmx_insn::VmFail) -> VmFail {
-    match e {
-        vmx_insn::VmFail::Invalid => VmFail::Invalid,
-        vmx_insn::VmFail::Valid => {
-            // VM-instruction error field.
-            let n = vmx_insn::vmread(0x4400).unwrap_or(0) as u32;
-            VmFail::Valid(VmInstructionError::from_raw(n))
-        }
-    }
-}
-
-fn status(cf: u8, zf: u8) -> Result<(), vmx_insn::VmFail> {
-    if cf != 0 {
-        Err(vmx_insn::VmFail::Invalid)
-    } else if zf != 0 {
-        Err(vmx_insn::VmFail::Valid)
-    } else {
-        Ok(())
-    }
-}
-
-fn invept(kind: u64, eptp: u64) -> Result<(), vmx_insn::VmFail> {
-    let descriptor = [eptp, 0u64];
-    let (cf, zf): (u8, u8);
-    // SAFETY: INVEPT only invalidates TLB entries (VMX root operation).
-    unsafe {
-        asm!(
-            "invept {kind}, [{desc}]",
-            "setc {cf}",
-            "setz {zf}",
-            kind = in(reg) kind,
-            desc = in(reg) &descriptor,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
-}
-
-fn invvpid(kind: u64, vpid: u16, gva: u64) -> Result<(), vmx_insn::VmFail> {
-    let descriptor = [u64::from(vpid), gva];
-    let (cf, zf): (u8, u8);
-    // SAFETY: INVVPID only invalidates TLB entries (VMX root operation).
-    unsafe {
-        asm!(
-            "invvpid {kind}, [{desc}]",
-            "setc {cf}",
-            "setz {zf}",
-            kind = in(reg) kind,
-            desc = in(reg) &descriptor,
-            cf = out(reg_byte) cf,
-            zf = out(reg_byte) zf,
-            options(nostack)
-        );
-    }
-    status(cf, zf)
-}
-
 /// TSC at which the current KVM_RUN should return to the VMM (0: never):
 /// the VMM's time slice, reported to the run loop as a pending signal, as
 /// QEMU's SIG_IPI/SIGALRM would interrupt a VCPU thread.
@@ -197,29 +138,34 @@ fn take_cleared(pa: u64) -> bool {
 }
 
 impl Vmcs for HwVmcs {
+    // The instructions are the driver's own (`kvm_vmx::insn`); the host
+    // did VMXON at boot, so every call below runs in VMX root operation.
     fn vmread(&self, field: u32) -> Result<u64, VmFail> {
-        vmx_insn::vmread(field).map_err(fail)
+        // SAFETY: VMX root (see above).
+        unsafe { insn::vmread(field) }
     }
     fn vmwrite(&mut self, field: u32, value: u64) -> Result<(), VmFail> {
         // SAFETY: the run loop writes fields of the current VMCS; host
         // fields come from `host_state`/`host_cpu_state`.
-        unsafe { vmx_insn::vmwrite(field, value) }.map_err(fail)
+        unsafe { insn::vmwrite(field, value) }
     }
     fn vmptrld(&mut self, pa: u64) -> Result<(), VmFail> {
         // SAFETY: `pa` is a VMCS region with the revision id.
-        unsafe { vmx_insn::vmptrld(pa) }.map_err(fail)
+        unsafe { insn::vmptrld(pa) }
     }
     fn vmclear(&mut self, pa: u64) -> Result<(), VmFail> {
         // SAFETY: as `vmptrld`.
-        let r = unsafe { vmx_insn::vmclear(pa) }.map_err(fail);
+        let r = unsafe { insn::vmclear(pa) };
         mark_cleared(pa);
         r
     }
     fn invept(&mut self, kind: InveptType, eptp: u64) -> Result<(), VmFail> {
-        invept(kind as u64, eptp).map_err(fail)
+        // SAFETY: VMX root; it only drops cached translations.
+        unsafe { insn::invept(kind as u64, eptp) }
     }
     fn invvpid(&mut self, kind: InvvpidType, vpid: u16, gva: u64) -> Result<(), VmFail> {
-        invvpid(kind as u64, vpid, gva).map_err(fail)
+        // SAFETY: as `invept`.
+        unsafe { insn::invvpid(kind as u64, vpid, gva) }
     }
 }
 
@@ -438,7 +384,8 @@ impl VmxHost for BareVmxHost {
         EntryResult::from_raw(raw)
     }
     fn invept_all_cpus(&self, kind: InveptType, eptp: u64) {
-        let _ = invept(kind as u64, eptp);
+        // SAFETY: VMX root; one CPU.
+        let _ = unsafe { insn::invept(kind as u64, eptp) };
     }
 
     fn preempt_disable(&self) {}
