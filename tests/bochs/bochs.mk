@@ -8,6 +8,10 @@
 #                           line per test: kut: <name> <PASS|FAIL|SKIP> ...
 #   make kut KUT=<name>     just the section <name> of x86/unittests.cfg
 #   make kut-list           the sections with file=, smp=, extra_params
+#   make kut-profile KUT=<name> [KUT_PROFILE=<ticks>]
+#                           run one section with the host's sampling profiler
+#                           (src/profile.rs) and print where the host's
+#                           instructions go (profile.py)
 #   make bochs-refuse       boot on CPU models without VMX / EPT: the host must
 #                           print the refusal of kvm_vmx::check_support
 #   make bochs-clean        remove the harness' build output
@@ -19,7 +23,7 @@
 BOCHS_DIR := tests/bochs
 KUT ?=
 
-.PHONY: bochs-smoke kut kut-list bochs-clean bochs-check
+.PHONY: bochs-smoke kut kut-list kut-profile bochs-clean bochs-check
 
 bochs-smoke:
 	@$(BOCHS_DIR)/run.sh
@@ -29,6 +33,11 @@ kut:
 
 kut-list:
 	@$(BOCHS_DIR)/kut.sh list
+
+kut-profile:
+	@test -n "$(KUT)" || { echo "make kut-profile KUT=<name>" >&2; exit 2; }
+	@KUT_PROFILE=$${KUT_PROFILE:-4999} $(BOCHS_DIR)/kut.sh run $(KUT)
+	@python3 $(BOCHS_DIR)/profile.py $(BOCHS_DIR)/build/kut/runs/$(KUT)/e9.log $(BOCHS_DIR)/build/host.elf
 
 bochs-check:
 	cd $(BOCHS_DIR) && $(CARGO) fmt -- --check

@@ -139,7 +139,7 @@ run_one() {
     # lib.sh's bochs_run reads exit statuses itself (Bochs exits 1).
     set +e
     export PAYLOAD_IMAGE="$image" PAYLOAD_NAME="$name" PAYLOAD_SMP="$smp" \
-      PAYLOAD_ARGS="$args" PAYLOAD_MODE=kut PAYLOAD_X2APIC="${KUT_X2APIC:-1}" PAYLOAD_MAX_INSNS="${KUT_MAX_INSNS:-300000000}" MEGS="${KUT_MEGS:-160}" \
+      PAYLOAD_ARGS="$args" PAYLOAD_MODE=kut PAYLOAD_X2APIC="${KUT_X2APIC:-1}" PAYLOAD_PROFILE="${KUT_PROFILE:-0}" PAYLOAD_MAX_INSNS="${KUT_MAX_INSNS:-300000000}" MEGS="${KUT_MEGS:-160}" \
       TIMEOUT="${KUT_TIMEOUT:-30}"
     bochs_run "$BOCHS_OUT/host.bin" "$BOCHS_OUT/rom.bin" "$BOCHS_OUT/vga-dummy.bin" "$dir"
     echo "$BOCHS_RC $BOCHS_INSNS $BOCHS_SHUTDOWN $BOCHS_WALL" > "$dir/bochs.status"

@@ -49,9 +49,9 @@ ram_image() {
   [ "$size" -le $((0x800000 - 4096)) ] || { echo "payload image $image larger than 8 MiB - 4 KiB" >&2; return 1; }
   cp "$host" "$out/ram.bin"
   truncate -s "$window" "$out/ram.bin"
-  printf 'kvm-bochs-payload v1\nname=%s\nfile=%s\nsize=%s\nsmp=%s\nargs=%s\nmode=%s\nmax_insns=%s\nx2apic=%s\n\0' \
+  printf 'kvm-bochs-payload v1\nname=%s\nfile=%s\nsize=%s\nsmp=%s\nargs=%s\nmode=%s\nmax_insns=%s\nx2apic=%s\nprofile=%s\n\0' \
     "${PAYLOAD_NAME:-$(basename "$image" .flat)}" "$(basename "$image")" "$size" \
-    "${PAYLOAD_SMP:-1}" "${PAYLOAD_ARGS:-}" "${PAYLOAD_MODE:-smoke}" "${PAYLOAD_MAX_INSNS:-0}" "${PAYLOAD_X2APIC:-0}" >> "$out/ram.bin"
+    "${PAYLOAD_SMP:-1}" "${PAYLOAD_ARGS:-}" "${PAYLOAD_MODE:-smoke}" "${PAYLOAD_MAX_INSNS:-0}" "${PAYLOAD_X2APIC:-0}" "${PAYLOAD_PROFILE:-0}" >> "$out/ram.bin"
   truncate -s $((window + 4096)) "$out/ram.bin"
   cat "$image" >> "$out/ram.bin"
   echo "$out/ram.bin"

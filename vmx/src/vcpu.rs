@@ -125,24 +125,55 @@ pub struct VcpuStats {
 }
 
 impl VcpuStats {
+    /// The kstat names of the counters, in [`VcpuStats::values`] order.
+    pub const NAMES: [&'static str; 14] = [
+        "exits",
+        "halt-exits",
+        "io-exits",
+        "mmio-exits",
+        "irq-exits",
+        "irq-window-exits",
+        "nmi-window-exits",
+        "irq-injections",
+        "nmi-injections",
+        "hypercalls",
+        "signal-exits",
+        "insn-emulation",
+        "inst-emulation-fail",
+        "host-state-reload",
+    ];
+
+    /// Every counter, in [`VcpuStats::NAMES`] order (what the driver adds
+    /// to the VCPU's kstat after each `KVM_RUN`: plain numbers, no copy of
+    /// names on that path).
+    pub fn values(&self) -> [u64; 14] {
+        [
+            self.exits,
+            self.halt_exits,
+            self.io_exits,
+            self.mmio_exits,
+            self.irq_exits,
+            self.irq_window_exits,
+            self.nmi_window_exits,
+            self.irq_injections,
+            self.nmi_injections,
+            self.hypercalls,
+            self.signal_exits,
+            self.insn_emulation,
+            self.insn_emulation_fail,
+            self.host_state_reload,
+        ]
+    }
+
     /// `(kstat name, value)` for every counter.
     pub fn named(&self) -> [(&'static str, u64); 14] {
-        [
-            ("exits", self.exits),
-            ("halt-exits", self.halt_exits),
-            ("io-exits", self.io_exits),
-            ("mmio-exits", self.mmio_exits),
-            ("irq-exits", self.irq_exits),
-            ("irq-window-exits", self.irq_window_exits),
-            ("nmi-window-exits", self.nmi_window_exits),
-            ("irq-injections", self.irq_injections),
-            ("nmi-injections", self.nmi_injections),
-            ("hypercalls", self.hypercalls),
-            ("signal-exits", self.signal_exits),
-            ("insn-emulation", self.insn_emulation),
-            ("inst-emulation-fail", self.insn_emulation_fail),
-            ("host-state-reload", self.host_state_reload),
-        ]
+        let v = self.values();
+        core::array::from_fn(|i| {
+            (
+                Self::NAMES.get(i).copied().unwrap_or(""),
+                v.get(i).copied().unwrap_or(0),
+            )
+        })
     }
 }
 

@@ -78,6 +78,20 @@ pub struct EnvState<H: VmxHost> {
     /// The INS element that went to user space (port, size); its data is
     /// in the PIO page at the next `KVM_RUN`.
     pub pio_in_asked: Option<(u16, u8)>,
+    /// The TPR last written to (or taken from) the virtual-APIC page: when
+    /// the page still holds it after an exit, the guest did not change its
+    /// TPR and the LAPIC need not be touched.
+    pub vapic_tpr: u32,
+}
+
+/// What the entry path reads from the LAPIC, taken under one lock by
+/// `lapic_enabled` and used by the TPR-threshold and vAPIC steps that
+/// follow it in `vcpu_enter_guest` (interrupts are off in between).
+#[derive(Clone, Copy, Debug)]
+pub struct ApicSnapshot {
+    enabled: bool,
+    tpr: u32,
+    irr_class: Option<u8>,
 }
 
 /// Offset of the TPR in the APIC page.
@@ -89,6 +103,8 @@ pub struct RunCtx<'a, S: Services, H: VmxHost> {
     pub core: &'a mut VcpuCore<S>,
     pub st: &'a mut EnvState<H>,
     pub pio: &'a mut [u8],
+    /// This entry's LAPIC snapshot (see [`ApicSnapshot`]).
+    pub apic: Option<ApicSnapshot>,
 }
 
 /// The x2APIC MSR range (SDM vol. 3 §11.12.1), handled by the LAPIC model.
@@ -809,20 +825,25 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
     fn prepare_guest_switch(&mut self, vcpu: &mut VmxVcpu) {
         let host = self.host;
         let where_ = host.loaded(&mut self.st.vmcs);
-        if vcpu.last_cpu != Some(where_.cpu) || where_.cleared {
+        // A VMCLEAR keeps every field (it writes the VMCS back to memory and
+        // resets the launch state): on the same CPU only VMLAUNCH is due.
+        // A new CPU also needs its per-CPU host fields and a TLB flush
+        // (`vmx_vcpu_load` when `vcpu->cpu != cpu`).
+        vcpu.launched = vcpu.launched && !where_.cleared;
+        if vcpu.last_cpu != Some(where_.cpu) {
             let cpu_state = host.host_cpu_state();
             let tsc_offset = self.st.vmcs.read(control::TSC_OFFSET_FULL);
             load_host_cpu_state(&mut self.st.vmcs, &cpu_state, tsc_offset);
             flush_tlb(&mut self.st.vmcs, vcpu);
             vcpu.last_cpu = Some(where_.cpu);
-            vcpu.launched = vcpu.launched && !where_.cleared;
         }
         let mut cpu = host.host_cpu();
         let long_mode = true;
-        let msrs = vcpu.guest_msrs;
         let mut result = (None, false);
+        // Borrows, not a copy of `guest_msrs`: this runs before every entry.
+        let (switch, msrs) = (&mut vcpu.host_switch, &vcpu.guest_msrs);
         host.with_shared_msrs(&mut |shared| {
-            result = vcpu.host_switch.save(&mut cpu, shared, &msrs, long_mode);
+            result = switch.save(&mut cpu, shared, msrs, long_mode);
         });
         if let Some(sel) = result.0 {
             let v = &mut self.st.vmcs;
@@ -850,31 +871,51 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
         self.host.host_cr0()
     }
 
+    /// `kvm_lapic_enabled`; also takes this entry's [`ApicSnapshot`].
     fn lapic_enabled(&mut self) -> bool {
-        self.lapic(|l| l.enabled()).unwrap_or(false)
+        self.apic = self.lapic(|l| ApicSnapshot {
+            enabled: l.enabled(),
+            tpr: l.read(APIC_TASKPRI as u32),
+            irr_class: l.has_interrupt().map(|v| v >> 4),
+        });
+        self.apic.is_some_and(|a| a.enabled)
     }
+    /// `kvm_lapic_get_cr8`.
     fn lapic_tpr_class(&mut self) -> u8 {
-        self.lapic(|l| l.cr8() as u8).unwrap_or(0)
+        match self.apic {
+            Some(a) => ((a.tpr & 0xf0) >> 4) as u8,
+            None => self.lapic(|l| l.cr8() as u8).unwrap_or(0),
+        }
     }
     fn lapic_highest_irr_class(&mut self) -> Option<u8> {
-        self.lapic(|l| l.has_interrupt().map(|v| v >> 4)).flatten()
+        match self.apic {
+            Some(a) => a.irr_class,
+            None => self.lapic(|l| l.has_interrupt().map(|v| v >> 4)).flatten(),
+        }
     }
 
     /// `kvm_lapic_sync_to_vapic` (here: the LAPIC's TPR into the
     /// virtual-APIC page the TPR shadow reads).
     fn sync_to_vapic(&mut self) {
-        let Some(tpr) = self.lapic(|l| l.read(APIC_TASKPRI as u32)) else {
-            return;
+        let tpr = match self.apic.take() {
+            Some(a) => a.tpr,
+            None => match self.lapic(|l| l.read(APIC_TASKPRI as u32)) {
+                Some(t) => t,
+                None => return,
+            },
         };
         let page = self.st.virtual_apic.page_mut();
         if let Some(d) = page.get_mut(APIC_TASKPRI..APIC_TASKPRI + 4) {
             d.copy_from_slice(&tpr.to_le_bytes());
         }
+        self.st.vapic_tpr = tpr;
     }
 
     /// `kvm_lapic_sync_from_vapic`: a TPR the guest wrote through CR8
-    /// without an exit goes back to the LAPIC.
+    /// without an exit goes back to the LAPIC. The page still holding what
+    /// the entry path wrote means no change: no LAPIC access.
     fn sync_from_vapic(&mut self) {
+        self.apic = None;
         if !self.core.has_lapic() {
             return;
         }
@@ -888,6 +929,10 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
             b.copy_from_slice(s);
         }
         let tpr = u32::from_le_bytes(b) & 0xff;
+        if tpr == self.st.vapic_tpr {
+            return;
+        }
+        self.st.vapic_tpr = tpr;
         let _ = self.lapic(|l| {
             if l.read(APIC_TASKPRI as u32) != tpr {
                 let _ = l.write(APIC_TASKPRI as u32, tpr);

@@ -151,6 +151,28 @@ pub fn cpuid_lookup<S: Services>(
         })
 }
 
+/// The kstat counter of each of `kvm_vmx::vcpu::VcpuStats::named()`, in
+/// that order (a field per name rather than a search by name on every
+/// `KVM_RUN`; `vcpu_kstat_targets_follow_the_names` checks the pairing).
+fn vcpu_kstat_targets(s: &kvm_kstat::stats::VcpuStats) -> [&kvm_kstat::named::KstatNamed; 14] {
+    [
+        &s.exits,
+        &s.halt_exits,
+        &s.io_exits,
+        &s.mmio_exits,
+        &s.irq_exits,
+        &s.irq_window_exits,
+        &s.nmi_window_exits,
+        &s.irq_injections,
+        &s.nmi_injections,
+        &s.hypercalls,
+        &s.signal_exits,
+        &s.insn_emulation,
+        &s.insn_emulation_fail,
+        &s.host_state_reload,
+    ]
+}
+
 fn errno_of(code: i32) -> Errno {
     match code {
         4 => Errno::EINTR,
@@ -338,6 +360,7 @@ impl<H: VmxHost> RealVmx<H> {
                 core,
                 st: &mut rv.st,
                 pio,
+                apic: None,
             };
             let r = f(&mut rv.vcpu, &mut rv.vmcs, &mut ctx);
             // `vmx_vcpu_put`: the host's selectors and KERNEL_GS_BASE back
@@ -426,15 +449,12 @@ impl<H: VmxHost> RealVmx<H> {
     /// Add what the VMX counters gained since the last report to the
     /// VCPU's kstat.
     fn report_stats<S: Services>(&self, core: &VcpuCore<S>, rv: &mut RealVcpu<H>) {
-        let now = rv.vcpu.stats.named();
-        let stats = core.stats();
-        for ((name, value), last) in now.iter().zip(rv.reported.iter_mut()) {
+        let now = rv.vcpu.stats.values();
+        let targets = vcpu_kstat_targets(core.stats());
+        for ((value, last), k) in now.iter().zip(rv.reported.iter_mut()).zip(targets) {
             let delta = value.wrapping_sub(*last);
             *last = *value;
-            if delta == 0 {
-                continue;
-            }
-            if let Some(k) = stats.entries().find(|k| k.name() == *name) {
+            if delta != 0 {
                 k.set(k.get().wrapping_add(delta));
             }
         }
@@ -565,6 +585,7 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
             fpu_loaded: false,
             layout,
             virtual_apic,
+            vapic_tpr: 0,
         });
         self.host.vcpu_load(&mut vmcs);
         let host_state = self.host.host_state();
@@ -660,5 +681,21 @@ impl<H: VmxHost> Drop for RealVcpu<H> {
             self.host.vpid_free(self.vpid);
         }
         self.host.vcpu_destroyed(self.key.0, self.key.1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::vcpu_kstat_targets;
+
+    #[test]
+    fn vcpu_kstat_targets_follow_the_names() {
+        let stats = kvm_kstat::stats::VcpuStats::new();
+        let names = kvm_vmx::vcpu::VcpuStats::NAMES;
+        let targets = vcpu_kstat_targets(&stats);
+        for (name, k) in names.iter().zip(targets) {
+            assert_eq!(k.name(), *name);
+        }
+        assert_eq!(names.len(), targets.len());
     }
 }

@@ -22,6 +22,14 @@ const CALIBRATION_GIVE_UP: u64 = 1 << 34;
 const FALLBACK_HZ: u64 = 50_000_000;
 
 static TSC_HZ: AtomicU64 = AtomicU64::new(FALLBACK_HZ);
+/// Nanoseconds per tick as a 32.32 fixed-point factor (`ticks_to_ns` is
+/// on every VM entry's timer poll: a multiply, not a 128-bit division).
+static NS_PER_TICK_32: AtomicU64 = AtomicU64::new((1_000_000_000u64 << 32) / FALLBACK_HZ);
+
+fn set_hz(hz: u64) {
+    TSC_HZ.store(hz, Ordering::Relaxed);
+    NS_PER_TICK_32.store((1_000_000_000u64 << 32) / hz.max(1), Ordering::Relaxed);
+}
 
 /// How the rate was found.
 #[derive(Clone, Copy, Debug)]
@@ -49,7 +57,7 @@ pub fn calibrate() -> Calibration {
             if hz == 0 {
                 return Calibration::Fallback;
             }
-            TSC_HZ.store(hz, Ordering::Relaxed);
+            set_hz(hz);
             return Calibration::Pit { tsc_ticks: elapsed };
         }
         if elapsed > CALIBRATION_GIVE_UP {
@@ -68,8 +76,9 @@ pub fn now() -> u64 {
     rdtsc()
 }
 
-/// TSC ticks to nanoseconds.
+/// TSC ticks to nanoseconds (to within 1 ns per 4 s: the factor's
+/// truncation).
 pub fn ticks_to_ns(ticks: u64) -> u64 {
-    let ns = u128::from(ticks) * 1_000_000_000 / u128::from(tsc_hz().max(1));
+    let ns = (u128::from(ticks) * u128::from(NS_PER_TICK_32.load(Ordering::Relaxed))) >> 32;
     u64::try_from(ns).unwrap_or(u64::MAX)
 }

@@ -26,6 +26,7 @@ mod pages;
 mod payload;
 mod platform;
 mod power;
+mod profile;
 mod sync;
 mod timer;
 mod vmm;
@@ -258,7 +259,9 @@ fn run_kut(p: &payload::Payload, arenas: Arenas) -> ! {
         kvm::vm::VmBackend::with_vmx(platform::services::BareServices::new(), seam),
     );
     let start = clock::now();
+    profile::start(p.profile);
     let result = vmm::run(&driver, ram, Some(p), p.smp.max(1), true);
+    profile::stop();
     let ticks = clock::now() - start;
     match result {
         Ok(r) => {
@@ -289,6 +292,9 @@ fn run_kut(p: &payload::Payload, arenas: Arenas) -> ! {
         Err(e) => println!("kut-error: bring-up failed at {}: {:?}", e.what, e.errno),
     }
     check_vmm_leaks(&driver);
+    if p.profile != 0 {
+        profile::dump(p.profile);
+    }
     println!("RESULT: KUT-DONE");
     power::shutdown()
 }

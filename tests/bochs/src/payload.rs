@@ -32,6 +32,8 @@ pub struct Payload {
     pub max_insns: u64,
     /// Show x2APIC in the guest's CPUID.
     pub x2apic: bool,
+    /// Sample the host every this many ticks (`profile.rs`); 0: off.
+    pub profile: u64,
     pub image: &'static [u8],
 }
 
@@ -93,6 +95,9 @@ pub fn find(ram_end: u64) -> Option<Payload> {
             .and_then(|s| s.parse().ok())
             .unwrap_or(0),
         x2apic: field(text, "x2apic") == Some("1"),
+        profile: field(text, "profile")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0),
         image,
     })
 }

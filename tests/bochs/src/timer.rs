@@ -63,10 +63,12 @@ fn apic_write(reg: usize, value: u32) {
     unsafe { ((base + reg) as *mut u32).write_volatile(value) }
 }
 
-/// Called from `timer_entry` on every timer interrupt.
-extern "C" fn timer_interrupt() {
+/// Called from `timer_entry` on every timer interrupt, with the CPU's
+/// interrupt frame and the interrupted code's RBP (for the profiler).
+extern "C" fn timer_interrupt(frame: *const u64, rbp: u64) {
     FIRED_AT.store(clock::now(), Ordering::Relaxed);
     FIRED.fetch_add(1, Ordering::Relaxed);
+    crate::profile::sample(frame, rbp);
     apic_write(REG_EOI, 0);
 }
 
@@ -85,6 +87,9 @@ extern "C" fn timer_entry() {
         "push r10",
         "push r11",
         "cld",
+        // The interrupt frame (RIP first) above the 9 saved registers.
+        "lea rdi, [rsp + 72]",
+        "mov rsi, rbp",
         "call {handler}",
         "pop r11",
         "pop r10",

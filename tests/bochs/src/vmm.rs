@@ -663,6 +663,19 @@ fn interrupt_window() {
     unsafe { core::arch::asm!("sti", "nop", "cli", options(nomem, nostack)) };
 }
 
+/// `sti` (profiling: the timer's handler only samples and re-arms).
+pub fn interrupts_open() {
+    // SAFETY: the only vector that fires is the timer's, whose handler
+    // takes no lock.
+    unsafe { core::arch::asm!("sti", "nop", options(nomem, nostack)) };
+}
+
+/// `cli`.
+pub fn interrupts_close() {
+    // SAFETY: masks interrupts; no memory effect.
+    unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
+}
+
 /// A VCPU's time slice in TSC ticks (= instructions under Bochs): 10 ms
 /// at Bochs' 50 M "Hz".
 const SLICE_TICKS: u64 = 500_000;
@@ -706,10 +719,21 @@ fn run_loop<X: Seam>(
         // at the end of the slice (external-interrupt exiting); the host
         // takes that interrupt in the windows around KVM_RUN.
         crate::platform::vmx_host::set_slice_end(crate::clock::now() + SLICE_TICKS);
-        crate::timer::arm_after(SLICE_TICKS);
-        interrupt_window();
-        let r = d.ioctl(vcpu.fd, Ioctl::Run.cmd() as i32, 0, LP64, &mut HostUser);
-        interrupt_window();
+        let r = if crate::profile::active() {
+            // The profiler's timer (every few thousand ticks) also ends a
+            // spinning guest's slice; interrupts are open in the driver
+            // except around VM entry (`BareVmxHost::interrupts_*`).
+            interrupts_open();
+            let r = d.ioctl(vcpu.fd, Ioctl::Run.cmd() as i32, 0, LP64, &mut HostUser);
+            interrupts_close();
+            r
+        } else {
+            crate::timer::arm_after(SLICE_TICKS);
+            interrupt_window();
+            let r = d.ioctl(vcpu.fd, Ioctl::Run.cmd() as i32, 0, LP64, &mut HostUser);
+            interrupt_window();
+            r
+        };
         crate::platform::vmx_host::set_slice_end(0);
         match r {
             Ok(_) => {}

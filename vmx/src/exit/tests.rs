@@ -1077,3 +1077,38 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn counter_values_sit_under_their_own_names() {
+    let s = crate::vcpu::VcpuStats {
+        exits: 1,
+        halt_exits: 2,
+        io_exits: 3,
+        mmio_exits: 4,
+        irq_exits: 5,
+        irq_window_exits: 6,
+        nmi_window_exits: 7,
+        irq_injections: 8,
+        nmi_injections: 9,
+        hypercalls: 10,
+        signal_exits: 11,
+        insn_emulation: 12,
+        insn_emulation_fail: 13,
+        host_state_reload: 14,
+    };
+    let got = |name: &str| s.named().iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    assert_eq!(got("exits"), Some(1));
+    assert_eq!(got("halt-exits"), Some(2));
+    assert_eq!(got("io-exits"), Some(3));
+    assert_eq!(got("mmio-exits"), Some(4));
+    assert_eq!(got("irq-exits"), Some(5));
+    assert_eq!(got("irq-window-exits"), Some(6));
+    assert_eq!(got("nmi-window-exits"), Some(7));
+    assert_eq!(got("irq-injections"), Some(8));
+    assert_eq!(got("nmi-injections"), Some(9));
+    assert_eq!(got("hypercalls"), Some(10));
+    assert_eq!(got("signal-exits"), Some(11));
+    assert_eq!(got("insn-emulation"), Some(12));
+    assert_eq!(got("inst-emulation-fail"), Some(13));
+    assert_eq!(got("host-state-reload"), Some(14));
+}

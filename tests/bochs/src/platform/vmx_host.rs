@@ -18,7 +18,7 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use ::kvm::vm::vmx::{HostPage, LoadState, VmxHost};
 use kvm_ioctl::{Errno, VmId};
@@ -116,21 +116,30 @@ const MAX_VMCS: usize = 64;
 /// Regions VMCLEARed since their last `loaded` (0: free slot).
 static CLEARED: SpinLock<[u64; MAX_VMCS]> = SpinLock::new([0; MAX_VMCS]);
 
+/// Entries in use in [`CLEARED`]: `loaded` runs before every VM entry,
+/// and the table is empty but after a `KVM_RUN`'s first entry.
+static CLEARED_COUNT: AtomicUsize = AtomicUsize::new(0);
+
 fn mark_cleared(pa: u64) {
     let mut c = CLEARED.lock();
-    if c.contains(&pa) {
+    if CLEARED_COUNT.load(Ordering::Relaxed) != 0 && c.contains(&pa) {
         return;
     }
     if let Some(slot) = c.iter_mut().find(|e| **e == 0) {
         *slot = pa;
+        CLEARED_COUNT.fetch_add(1, Ordering::Relaxed);
     }
 }
 
 fn take_cleared(pa: u64) -> bool {
+    if CLEARED_COUNT.load(Ordering::Relaxed) == 0 {
+        return false;
+    }
     let mut c = CLEARED.lock();
     match c.iter_mut().find(|e| **e == pa) {
         Some(slot) => {
             *slot = 0;
+            CLEARED_COUNT.fetch_sub(1, Ordering::Relaxed);
             true
         }
         None => false,
@@ -380,7 +389,11 @@ impl VmxHost for BareVmxHost {
         // SAFETY: the run loop calls this in VMX root operation with the
         // VMCS current, interrupts off (always, on this host) and HOST_RIP
         // = `exit_address()`.
+        if crate::profile::active() {
+            crate::vmm::interrupts_close();
+        }
         let raw = unsafe { kvm_vmx::entry::hw::vmx_enter(regs, u64::from(launched)) };
+        crate::profile::guest_exited();
         EntryResult::from_raw(raw)
     }
     fn invept_all_cpus(&self, kind: InveptType, eptp: u64) {
@@ -390,9 +403,20 @@ impl VmxHost for BareVmxHost {
 
     fn preempt_disable(&self) {}
     fn preempt_enable(&self) {}
-    // The host runs with interrupts off throughout.
-    fn interrupts_disable(&self) {}
-    fn interrupts_enable(&self) {}
+    // The host runs with interrupts off throughout, except while the
+    // profiler samples the driver (`profile.rs`): then they are open in
+    // KVM_RUN but closed from just before VM entry (`enter`) to the run
+    // loop's `interrupts_enable` after the exit.
+    fn interrupts_disable(&self) {
+        // Profiling: `enter` closes them right before VM entry instead, so
+        // the samples of the entry path are the host's, not the guest's.
+    }
+    fn interrupts_enable(&self) {
+        if crate::profile::active() {
+            crate::vmm::interrupts_open();
+            crate::profile::window_done();
+        }
+    }
     fn smt_mark_as_vcpu(&self) {}
     fn smt_acquire(&self) -> SmtAcquire {
         SmtAcquire::Acquired
