@@ -294,6 +294,28 @@ impl KvmDebugVcpu {
         self.ringbuf.record(tag, cpu, thread, tsc, payload);
     }
 
+    /// Port of kvm_x86.c:kvm_report_emulation_failure's ring records: three
+    /// events stamped alike, `EMUFAIL0` with the address of the `context`
+    /// string (what failed, e.g. "mmio"), `EMUFAIL1` with the guest RIP,
+    /// `EMUFAIL2` with the first 8 instruction bytes at RIP (little endian,
+    /// as the C's `uint64_t ops` read from guest memory). The other
+    /// arguments as [`Ringbuf::record`].
+    pub fn record_emulation_failure(
+        &mut self,
+        cpu: u32,
+        thread: u64,
+        tsc: u64,
+        context: &'static CStr,
+        rip: u64,
+        insn: [u8; 8],
+    ) {
+        let ctx = context.as_ptr() as usize as u64;
+        self.ringbuf.record(Tag::EmuFail0, cpu, thread, tsc, ctx);
+        self.ringbuf.record(Tag::EmuFail1, cpu, thread, tsc, rip);
+        self.ringbuf
+            .record(Tag::EmuFail2, cpu, thread, tsc, u64::from_le_bytes(insn));
+    }
+
     /// The event ring.
     pub fn ringbuf(&self) -> &Ringbuf {
         &self.ringbuf
@@ -811,5 +833,36 @@ mod tests {
         }
         assert!(list.is_empty());
         assert_eq!(list.len(), 0);
+    }
+
+    /// kvm_x86.c:kvm_report_emulation_failure: EMUFAIL0 (context string),
+    /// EMUFAIL1 (RIP), EMUFAIL2 (`uint64_t ops`, the 8 bytes at RIP read
+    /// as a little-endian word), in that order, last in the ring.
+    #[test]
+    fn emulation_failure_records_context_rip_and_opcode_bytes() {
+        static WHAT: &CStr = c"mmio";
+        let mut v = KvmDebugVcpu::new_boxed(3);
+        v.record(Tag::VcpuLoad, 2, 0x77, 10, 0);
+        v.record_emulation_failure(
+            2,
+            0x77,
+            11,
+            WHAT,
+            0xfff0,
+            [0x0f, 0xae, 0x03, 0, 0, 0, 0, 0x90],
+        );
+        let tail: Vec<RingbufEntry> = v.ringbuf().entries().copied().collect();
+        assert_eq!(tail.len(), 4);
+        let want = |tag: u32, payload: u64| RingbufEntry {
+            tag,
+            cpuid: 2,
+            thread: 0x77,
+            tsc: 11,
+            payload,
+        };
+        assert_eq!(tail[1], want(9, WHAT.as_ptr() as usize as u64));
+        assert_eq!(tail[2], want(10, 0xfff0));
+        assert_eq!(tail[3], want(11, 0x9000_0000_0003_ae0f));
+        assert_eq!(v.ringbuf().count(Tag::EmuFail2), 1);
     }
 }

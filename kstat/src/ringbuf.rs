@@ -4,6 +4,17 @@
 //! last event and a count per tag, kept for post-mortem debugging with
 //! `::walk kvm_ringbuf_entry | ::kvm_ringbuf_entry` (see `mdb/`).
 //!
+//! Who records what (the C driver's `kvm_ringbuf_record` call sites, and
+//! the port's): `VCPULOAD`/`VCPUPUT` the VMX seam around every VCPU ioctl
+//! that loads the VMCS (src/vm/vmx); `CTXSAVE`, `CTXRESTORE`,
+//! `VCPUMIGRATE`, `VMPTRLD`, `VCPUCLEAR` the illumos host's context ops and
+//! VMCS loads/clears once the VCPU's record is attached to its VMCS
+//! (src/illumos/vmx_host.rs; the C recorded neither `VMPTRLD` nor
+//! `VCPUCLEAR`); `EMUFAIL0-2` `KvmDebugVcpu::record_emulation_failure`
+//! (kvm_report_emulation_failure). `RELOAD` the C declared and never
+//! recorded, nor does the port; `EMUXADD` (the C emulator's `xadd`) the
+//! port's emulator does not record.
+//!
 //! The layout is the C one (`#[repr(C)]`, no padding), so a debugger reads it
 //! with the offsets `mdb-offsets` prints. Recording never allocates, never
 //! panics and costs a handful of stores.
@@ -29,7 +40,8 @@ pub enum Tag {
     /// `VMPTRLD`: the VCPU's VMCS was made current (payload: the VMCS
     /// physical address).
     Vmptrld = 3,
-    /// `VCPUMIGRATE`: the VCPU moved to another CPU (payload: the old CPU).
+    /// `VCPUMIGRATE`: the VCPU's VMCS was loaded on another CPU than last
+    /// time (payload: the new CPU, as kvm_vmx.c:vmx_vcpu_load recorded it).
     VcpuMigrate = 4,
     /// `VCPUCLEAR`: the VMCS was cleared off a CPU (payload: that CPU).
     VcpuClear = 5,

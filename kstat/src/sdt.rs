@@ -12,6 +12,24 @@
 //! every site. Arguments are `uintptr_t`, so each is a `usize` here.
 //!
 //! Without the `kernel` feature (tests, the Bochs host) a probe does nothing.
+//!
+//! Every name is declared, so a D script naming any of them compiles
+//! against the provider; `make` counts the ones placed in the object. Five
+//! have no site, by decision:
+//! - `kvm-mmu-sync-page`, `kvm-mmu-get-page`, `kvm-mmu-audit-post-pte`:
+//!   the C fired them in the shadow MMU (kvm_mmu.c `kvm_sync_page`,
+//!   `kvm_mmu_get_page`, the `audit` hook of `kvm_mmu_pte_write`) on
+//!   shadow pages. The port's MMU is EPT only (`mmu/`): there are no shadow
+//!   pages to sync, look up or audit, so no event for them to report.
+//! - `kvm-hv-hypercall`: `kvm_hv_hypercall` (kvm_x86.c:2981), the Hyper-V
+//!   hypercall interface, which the port does not implement.
+//! - `kvm-vcpu-run`: the C fired it at `__vcpu_run`'s decision points
+//!   (kvm_x86.c:3532–3560; arguments `__FILE__`, `__LINE__` and the result
+//!   or the VCPU). Those are in the run loop, `kvm_vmx::run::vcpu_loop`
+//!   (vmx/src/run.rs), which reports probes through its `ProbeSink`
+//!   (vmx/src/env.rs `Probe`, mapped to these functions in
+//!   src/vm/vmx/env.rs): it needs a `Probe::VcpuRun` there, not a site in
+//!   the driver crate.
 
 macro_rules! probes {
     ($(

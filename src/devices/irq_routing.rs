@@ -298,6 +298,11 @@ pub trait IrqChipSet {
     fn set_ioapic_irq(&mut self, pin: usize, level: bool) -> IrqStatus;
     /// Send an MSI to the LAPICs.
     fn deliver_msi(&mut self, msg: &ApicMessage) -> DeliveryOutcome;
+    /// An MSI route fires with `level` set, before it is decoded and
+    /// delivered (where kvm_irq_comm.c:kvm_set_msi fires its
+    /// `kvm-msi-set-irq(address_lo, data)` probe). A hook for the driver's
+    /// probe; the devices have no other use for it. Default: nothing.
+    fn msi_fired(&mut self, _msi: &MsiMessage) {}
 }
 
 /// The in-kernel irqchips of a VM bundled for routing.
@@ -439,6 +444,7 @@ impl IrqRouter {
                     if !level {
                         continue;
                     }
+                    chips.msi_fired(&m);
                     match chips.deliver_msi(&m.to_apic_message()) {
                         DeliveryOutcome::Accepted(_) => IrqStatus::Delivered,
                         DeliveryOutcome::Coalesced => IrqStatus::Coalesced,

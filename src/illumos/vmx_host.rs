@@ -40,6 +40,24 @@
 //!
 //! The restore op VMPTRLDs the VMCS on the new CPU.
 //!
+//! ## The event ring
+//!
+//! Once the VCPU's debugger record is attached to its VMCS
+//! ([`IllumosVmcs::attach_ring`]), the context ops and the VMCS loads and
+//! clears record into its event ring (`::kvm_ringbuf_entry`), as
+//! illumos-kvm's did (kvm.c `kvm_ctx_save`/`kvm_ctx_restore`, kvm_vmx.c
+//! `vmx_vcpu_load`): `CTXSAVE` and `CTXRESTORE` (payload: the CPU the VCPU
+//! is on, `vcpu->cpu`), `VCPUMIGRATE` when the VMCS is loaded on another
+//! CPU than last time (payload: the new CPU, as the C), and, which the C
+//! declared but never recorded, `VMPTRLD` (payload: the VMCS's physical
+//! address) and `VCPUCLEAR` (payload: the CPU it was cleared on). Nothing
+//! is recorded before the attach.
+//!
+//! The ring has one writer at a time only if its owner (the VCPU thread,
+//! through `VcpuCore::debug`) records with preemption disabled, as the C's
+//! `vcpu_load`/`vcpu_put` did: the context ops run at preemption points of
+//! that same thread.
+//!
 //! ## Per-CPU state
 //!
 //! A static table indexed by `cpu_id` ([`KVM_VMX_MAX_CPUS`] entries;
@@ -112,6 +130,8 @@ use core::ffi::{c_int, c_void};
 use core::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU64, Ordering};
 
 use kvm_ioctl::{Errno, VmId};
+use kvm_kstat::debug::KvmDebugVcpu;
+use kvm_kstat::ringbuf::Tag;
 use kvm_vmx::entry::EntryResult;
 use kvm_vmx::host::{CpuSharedMsrs, HostCpu, MsrHw};
 use kvm_vmx::insn;
@@ -264,6 +284,12 @@ pub struct VmcsCtx {
     /// The save op put the host's value back; `kgsb_guest` is the guest's.
     kgsb_parked: AtomicBool,
     kgsb_guest: AtomicU64,
+    /// The VCPU's debugger record, whose event ring the context ops and
+    /// VMPTRLD/VMCLEAR record into; null until [`IllumosVmcs::attach_ring`].
+    ring: AtomicPtr<KvmDebugVcpu>,
+    /// The CPU the VMCS was last loaded on (`vmx->cpu_lastrun`), -1 before
+    /// the first load.
+    last_cpu: AtomicI32,
 }
 
 impl VmcsCtx {
@@ -278,10 +304,34 @@ impl VmcsCtx {
             kgsb_host: AtomicU64::new(0),
             kgsb_parked: AtomicBool::new(false),
             kgsb_guest: AtomicU64::new(0),
+            ring: AtomicPtr::new(core::ptr::null_mut()),
+            last_cpu: AtomicI32::new(-1),
         }
     }
 
-    /// VMPTRLD on this CPU and record it (preemption disabled).
+    /// Port of kvm.c:kvm_ringbuf_record for the events this file sees:
+    /// `tag` with `payload` into the attached ring, stamped with this CPU,
+    /// `curthread` and the TSC (`gethrtime_unscaled`). Nothing before the
+    /// ring is attached. Callers have preemption disabled (or are context
+    /// ops).
+    fn record(&self, tag: Tag, payload: u64) {
+        let rec = self.ring.load(Ordering::Acquire);
+        if rec.is_null() {
+            return;
+        }
+        // SAFETY: reads `curthread`; no preconditions.
+        let thread = unsafe { sys::kvm_vmx_glue_curthread() };
+        // SAFETY: `attach_ring`'s contract: the record outlives the
+        // attachment (it is detached, or the VMCS freed, before the VCPU's
+        // record goes), and its owner writes it only with preemption
+        // disabled, so this (preemption disabled, or a context op of the
+        // owning thread) is the only writer now.
+        unsafe { (*rec).record(tag, cpu_id(), thread, rdtsc(), payload) };
+    }
+
+    /// VMPTRLD on this CPU and record it (preemption disabled); in the
+    /// event ring `VMPTRLD`, and `VCPUMIGRATE` if the VMCS was last loaded
+    /// on another CPU (kvm_vmx.c:vmx_vcpu_load's `cpu_lastrun` check).
     fn load_here(&self) -> Result<(), VmFail> {
         let cpu = cpu_id();
         // SAFETY: VMX root (HMA); `pa` is this VCPU's VMCS region.
@@ -292,12 +342,18 @@ impl VmcsCtx {
                 p.current
                     .store(self as *const VmcsCtx as *mut VmcsCtx, Ordering::Relaxed);
             }
+            self.record(Tag::Vmptrld, self.pa);
+            if self.last_cpu.swap(cpu as i32, Ordering::Relaxed) != cpu as i32 {
+                self.record(Tag::VcpuMigrate, u64::from(cpu));
+            }
         }
         r
     }
 
-    /// VMCLEAR and record it (preemption disabled).
+    /// VMCLEAR and record it (preemption disabled); `VCPUCLEAR` in the
+    /// event ring.
     fn clear_here(&self) -> Result<(), VmFail> {
+        self.record(Tag::VcpuClear, u64::from(cpu_id()));
         // SAFETY: as in `load_here`.
         let r = unsafe { insn::vmclear(self.pa) };
         self.cleared.store(true, Ordering::Relaxed);
@@ -324,6 +380,9 @@ unsafe extern "C" fn ctx_save(arg: *mut c_void) {
     // SAFETY: `arg` is a counted reference installed by `vcpu_load`,
     // released only by `ctx_free`, which runs after the last save.
     let ctx = unsafe { &*(arg as *const VmcsCtx) };
+    // kvm.c:kvm_ctx_save records first, with `vcpu->cpu` (-1 reads as
+    // u64::MAX, as the C's int widened to the uint64_t payload).
+    ctx.record(Tag::CtxSave, ctx.cpu.load(Ordering::Relaxed) as i64 as u64);
     let fpu = ctx.fpu.load(Ordering::Relaxed);
     if !fpu.is_null() {
         // SAFETY: the area is live while `fpu` is set (fpu_stop_guest
@@ -346,6 +405,12 @@ unsafe extern "C" fn ctx_save(arg: *mut c_void) {
 unsafe extern "C" fn ctx_restore(arg: *mut c_void) {
     // SAFETY: as `ctx_save`.
     let ctx = unsafe { &*(arg as *const VmcsCtx) };
+    // kvm.c:kvm_ctx_restore records `vcpu->cpu` (still the CPU the VCPU
+    // last ran on) before `kvm_arch_vcpu_load`.
+    ctx.record(
+        Tag::CtxRestore,
+        ctx.last_cpu.load(Ordering::Relaxed) as i64 as u64,
+    );
     let _ = ctx.load_here();
     if ctx.kgsb_parked.load(Ordering::Relaxed) {
         ctx.kgsb_host
@@ -628,6 +693,29 @@ impl Drop for IllumosPage {
 /// update the shared [`VmcsCtx`].
 pub struct IllumosVmcs {
     ctx: Arc<VmcsCtx>,
+}
+
+impl IllumosVmcs {
+    /// Attach the VCPU's debugger record (`VcpuCore::debug`) to this VMCS,
+    /// so the context ops and VMPTRLD/VMCLEAR record into its event ring
+    /// (see "The event ring" in the module documentation); `None` detaches.
+    /// The seam calls it through `VmxHost` once the VCPU exists.
+    ///
+    /// # Safety
+    ///
+    /// The record must stay at its address until it is detached or every
+    /// handle of this VMCS region is dropped (the VCPU owns both, so
+    /// dropping the VCPU satisfies this if the record is dropped after the
+    /// VMCS region); while attached, its owner must write the ring only with
+    /// preemption disabled.
+    #[expect(
+        dead_code,
+        reason = "called through a VmxHost hook that src/vm/vmx/host.rs does not have yet"
+    )]
+    pub unsafe fn attach_ring(&self, rec: Option<core::ptr::NonNull<KvmDebugVcpu>>) {
+        let p = rec.map_or(core::ptr::null_mut(), core::ptr::NonNull::as_ptr);
+        self.ctx.ring.store(p, Ordering::Release);
+    }
 }
 
 impl Vmcs for IllumosVmcs {

@@ -23,8 +23,8 @@ use kvm_devices::i8259::{PicChip, PicPair, PicState};
 use kvm_devices::ioapic::{IOAPIC_NUM_PINS, Ioapic, IoapicState};
 use kvm_devices::iobus::{IoBus, IoBusError};
 use kvm_devices::irq_routing::{
-    IrqChip, IrqChipSet, IrqRouter, IrqRoutingEntryAbi, KVM_USERSPACE_IRQ_SOURCE_ID, RoutingError,
-    RoutingTable,
+    IrqChip, IrqChipSet, IrqRouter, IrqRoutingEntryAbi, KVM_USERSPACE_IRQ_SOURCE_ID, MsiMessage,
+    RoutingError, RoutingTable,
 };
 use kvm_devices::lapic::{Lapic, LapicAction};
 use kvm_devices::lapic_bus::{self, LapicSet};
@@ -190,9 +190,15 @@ impl<S: Services> Devices<S> {
         true
     }
 
-    /// Runs the ack notifiers of `chip`/`pin` (`kvm_notify_acked_irq`):
-    /// the PIT's is `kvm_pit_ack_irq`.
+    /// Runs the ack notifiers of `chip`/`pin` (port of
+    /// kvm_irq_comm.c:kvm_notify_acked_irq): the PIT's is `kvm_pit_ack_irq`.
+    /// Fires `kvm-ack-irq(irqchip, pin)` first, as the C did, with the C's
+    /// arguments: the chip number (0 PIC master, 1 PIC slave, 2 IOAPIC)
+    /// and, for the PICs, the line 0–15 (`pic_clear_isr` passed `irq + 8`
+    /// for the slave), for the IOAPIC the pin.
     fn notify_acked(&mut self, chip: IrqChip, pin: u8) {
+        let (irqchip, c_pin) = ack_probe_args(chip, pin);
+        kvm_kstat::sdt::ack_irq(irqchip, c_pin);
         let Devices { router, pit, .. } = self;
         router.notify_acked(chip, pin, &mut |token| {
             if token == PIT_NOTIFIER_TOKEN
@@ -278,6 +284,10 @@ impl<S: Services> Devices<S> {
         match action {
             LapicAction::None => {}
             LapicAction::SendIpi(msg) => {
+                // `apic_send_ipi`'s probe: the ICR low word as written
+                // (delivery status clear) and the decoded destination.
+                let icr_low = self.lapics.get_mut(src).map_or(0, |l| l.read(APIC_ICR));
+                kvm_kstat::sdt::apic_ipi(icr_low as usize, msg.dest_id as usize);
                 lapic_bus::deliver(&mut self.lapics, Some(src), &msg);
             }
             LapicAction::IoapicEoi(vector) => self.ioapic_eoi(vector, TriggerMode::Level),
@@ -322,6 +332,21 @@ impl<S: Services> Devices<S> {
         let action = self.lapics.get_mut(i)?.mmio_write(offset, len, val);
         self.apply_lapic_action(i, action);
         Some(())
+    }
+}
+
+/// `APIC_ICR`: offset of the ICR's low word in the LAPIC page.
+const APIC_ICR: u32 = 0x300;
+
+/// The arguments of `kvm-ack-irq` for an ack of `pin` of `chip`, as
+/// kvm_i8259.c:pic_clear_isr and kvm_ioapic.c:__kvm_ioapic_update_eoi
+/// passed them to `kvm_notify_acked_irq`: (`KVM_IRQCHIP_*`, `irq`), where a
+/// slave PIC line is 8–15.
+pub fn ack_probe_args(chip: IrqChip, pin: u8) -> (usize, usize) {
+    match chip {
+        IrqChip::PicMaster => (0, usize::from(pin)),
+        IrqChip::PicSlave => (1, usize::from(pin) + 8),
+        IrqChip::Ioapic => (2, usize::from(pin)),
     }
 }
 
@@ -380,6 +405,10 @@ impl<L: kvm_devices::apic_bus::ApicSink> IrqChipSet for CStatus<'_, L> {
         kvm_kstat::sdt::ioapic_set_irq(entry as usize, pin, usize::from(r == IrqStatus::Coalesced));
         self.add(c_status(r));
         r
+    }
+    /// `kvm_set_msi`'s probe: `kvm-msi-set-irq(address_lo, data)`.
+    fn msi_fired(&mut self, msi: &MsiMessage) {
+        kvm_kstat::sdt::msi_set_irq(msi.address_lo as usize, msi.data as usize);
     }
     fn deliver_msi(&mut self, msg: &ApicMessage) -> DeliveryOutcome {
         let r = self.apics.deliver(msg);

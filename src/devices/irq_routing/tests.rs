@@ -35,6 +35,8 @@ struct Probe {
     pic: Vec<(usize, bool)>,
     ioapic: Vec<(usize, bool)>,
     msi: Vec<ApicMessage>,
+    /// Raw messages seen by the probe hook.
+    fired: Vec<MsiMessage>,
 }
 
 impl IrqChipSet for Probe {
@@ -49,6 +51,9 @@ impl IrqChipSet for Probe {
     fn deliver_msi(&mut self, msg: &ApicMessage) -> DeliveryOutcome {
         self.msi.push(*msg);
         DeliveryOutcome::Accepted(1)
+    }
+    fn msi_fired(&mut self, msi: &MsiMessage) {
+        self.fired.push(*msi);
     }
 }
 
@@ -380,4 +385,29 @@ mod prop {
             }
         }
     }
+}
+
+/// kvm_irq_comm.c:kvm_set_msi fires `kvm-msi-set-irq(address_lo, data)`
+/// before decoding, only for `level` = 1 (it returns -1 first otherwise).
+#[test]
+fn msi_probe_hook_sees_the_raw_message_once_per_asserted_msi() {
+    let table = RoutingTable::from_abi(&[abi_msi(30, 0xfee0_3004, 0x4041)]).unwrap();
+    let mut r = IrqRouter::new(table);
+    let mut p = Probe::default();
+    r.set_irq(KVM_USERSPACE_IRQ_SOURCE_ID, 30, false, &mut p);
+    assert!(p.fired.is_empty(), "de-assert: no probe");
+    r.set_irq(KVM_USERSPACE_IRQ_SOURCE_ID, 30, true, &mut p);
+    assert_eq!(
+        p.fired,
+        vec![MsiMessage {
+            address_lo: 0xfee0_3004,
+            address_hi: 0,
+            data: 0x4041
+        }]
+    );
+    assert_eq!(p.msi.len(), 1);
+    // A pin route does not fire it.
+    let mut r = default_router();
+    r.set_irq(KVM_USERSPACE_IRQ_SOURCE_ID, 4, true, &mut p);
+    assert_eq!(p.fired.len(), 1);
 }
