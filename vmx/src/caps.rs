@@ -294,6 +294,13 @@ impl VmcsConfig {
                 .allows(PrimaryControls::NMI_WINDOW_EXITING.bits())
     }
     /// `cpu_has_vmx_tpr_shadow`.
+    /// The VMX-preemption timer may be activated (SDM §25.5.1; the
+    /// control is toggled per entry, not part of the fixed setup).
+    pub fn preemption_timer(&self) -> bool {
+        self.caps
+            .pinbased
+            .allows(PinbasedControls::VMX_PREEMPTION_TIMER.bits())
+    }
     pub fn tpr_shadow(&self) -> bool {
         self.proc & PrimaryControls::USE_TPR_SHADOW.bits() != 0
     }

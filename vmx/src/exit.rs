@@ -213,6 +213,15 @@ pub fn handle_exit<V: Vmcs, E: ExitEnv>(vcpu: &mut VmxVcpu, v: &mut V, env: &mut
                 ExitOutcome::Resume
             }
         }
+        // The host's time slice (`RunEnv::preemption_timer`): like a host
+        // timer interrupt, minus the interrupt (not an `irq-exits` event).
+        ExitReason::PreemptionTimer => {
+            if env.host_wants_cpu() {
+                user_exit(vcpu, UserExit::Intr)
+            } else {
+                ExitOutcome::Resume
+            }
+        }
         ExitReason::TripleFault => user_exit(vcpu, UserExit::Shutdown),
         ExitReason::NmiWindow => {
             v.clear_bits(

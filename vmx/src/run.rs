@@ -10,7 +10,8 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use x86::vmx::vmcs::{guest, host, ro};
+use x86::vmx::vmcs::control::PinbasedControls;
+use x86::vmx::vmcs::{control, guest, host, ro};
 
 use crate::entry::{EntryResult, GuestEntry};
 use crate::env::{ControlRegister, Emulation, EmulationReason, ExitEnv, Probe};
@@ -192,6 +193,40 @@ pub trait RunEnv: ExitEnv + GuestEntry {
     /// Monotonic nanoseconds (`gethrtime`).
     fn now_ns(&self) -> u64 {
         0
+    }
+    /// A VMX-preemption timer value for this entry (SDM §25.5.1: it counts
+    /// down at the TSC rate shifted right by IA32_VMX_MISC\[4:0\]), or
+    /// `None` for none. A host whose timer interrupts cannot be relied on
+    /// to end a spinning guest's time slice (the Bochs test host runs
+    /// several VCPUs on one CPU) asks for an exit this way; illumos has its
+    /// clock interrupts and answers `None`, as the C driver did.
+    fn preemption_timer(&mut self) -> Option<u32> {
+        None
+    }
+}
+
+/// Arm (or disarm) the VMX-preemption timer for the next entry as the
+/// environment asks; the pin-based control is only touched on a change.
+fn set_preemption_timer<V: Vmcs, E: RunEnv>(vcpu: &mut VmxVcpu, v: &mut V, env: &mut E) {
+    let want = if vcpu.config.preemption_timer() {
+        env.preemption_timer()
+    } else {
+        None
+    };
+    let bit = PinbasedControls::VMX_PREEMPTION_TIMER.bits();
+    match want {
+        Some(value) => {
+            if !vcpu.preemption_timer_on {
+                v.set_bits(control::PINBASED_EXEC_CONTROLS, bit);
+                vcpu.preemption_timer_on = true;
+            }
+            v.write(guest::VMX_PREEMPTION_TIMER_VALUE, u64::from(value));
+        }
+        None if vcpu.preemption_timer_on => {
+            v.clear_bits(control::PINBASED_EXEC_CONTROLS, bit);
+            vcpu.preemption_timer_on = false;
+        }
+        None => {}
     }
 }
 
@@ -378,6 +413,7 @@ fn run_guest<V: Vmcs, E: RunEnv>(vcpu: &mut VmxVcpu, v: &mut V, env: &mut E) -> 
         set_interrupt_shadow(v, 0);
     }
     v.write(host::CR0, env.host_cr0());
+    set_preemption_timer(vcpu, v, env);
     env.probe(if vcpu.launched {
         Probe::VmResume
     } else {

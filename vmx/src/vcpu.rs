@@ -423,6 +423,9 @@ pub struct VmxVcpu {
     pub host_switch: crate::host::HostSwitch,
     /// RDTSCP exposed to the guest (`rdtscp_enabled`): TSC_AUX exists.
     pub rdtscp_enabled: bool,
+    /// "Activate VMX-preemption timer" is set in this VMCS's pin-based
+    /// controls (see `RunEnv::preemption_timer`).
+    pub preemption_timer_on: bool,
 }
 
 impl VmxVcpu {
@@ -461,6 +464,7 @@ impl VmxVcpu {
             guest_msrs: crate::host::GuestMsrs::default(),
             host_switch: crate::host::HostSwitch::default(),
             rdtscp_enabled: false,
+            preemption_timer_on: false,
         }
     }
 }

@@ -1009,6 +1009,10 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
     fn now_ns(&self) -> u64 {
         self.host.now_ns()
     }
+
+    fn preemption_timer(&mut self) -> Option<u32> {
+        self.host.preemption_timer()
+    }
 }
 
 /// Record the MMIO read going to user space so its answer can complete the

@@ -230,4 +230,11 @@ pub trait VmxHost: Send + Sync + 'static {
     fn now_ns(&self) -> u64;
     /// The host TSC (`rdtsc`).
     fn host_tsc(&self) -> u64;
+    /// A VMX-preemption timer value for the next entry
+    /// (`kvm_vmx::run::RunEnv::preemption_timer`): `None` on illumos, whose
+    /// clock interrupts end a guest's time slice; the Bochs test host,
+    /// which shares one CPU between VCPUs, asks for one.
+    fn preemption_timer(&self) -> Option<u32> {
+        None
+    }
 }

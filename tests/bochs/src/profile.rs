@@ -36,6 +36,22 @@ static RNG: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
 /// that arrived in VMX non-root mode (guest time).
 static FROM_GUEST: AtomicBool = AtomicBool::new(false);
 
+/// TSC at which the current KVM_RUN started (0: none running), and how
+/// many `prof-stuck:` lines were printed: a KVM_RUN that does not return
+/// (a hang in the driver or the platform) prints its stacks as it goes,
+/// since the run never reaches `dump`.
+static RUN_START: AtomicU64 = AtomicU64::new(0);
+static STUCK_REPORTS: AtomicU64 = AtomicU64::new(0);
+/// A KVM_RUN longer than this (100 time slices) is reported as stuck.
+const STUCK_TICKS: u64 = 50_000_000;
+const STUCK_REPORTS_MAX: u64 = 16;
+
+/// The VMM enters (`true`) or leaves KVM_RUN.
+pub fn in_run(entering: bool) {
+    let t = if entering { crate::clock::now() } else { 0 };
+    RUN_START.store(t, Ordering::Relaxed);
+}
+
 /// The RIP recorded for a sample that arrived while the guest ran.
 pub const GUEST_MARK: u64 = 1;
 
@@ -124,6 +140,17 @@ pub fn sample(frame: *const u64, rbp: u64) {
             break;
         }
         fp = next;
+    }
+    let started = RUN_START.load(Ordering::Relaxed);
+    if started != 0
+        && crate::clock::now().wrapping_sub(started) > STUCK_TICKS
+        && STUCK_REPORTS.fetch_add(1, Ordering::Relaxed) < STUCK_REPORTS_MAX
+    {
+        crate::print!("prof-stuck:");
+        for a in stack.iter().take_while(|a| **a != 0) {
+            crate::print!(" {a:x}");
+        }
+        crate::println!();
     }
     // SAFETY: slot `i` belongs to this call alone (the atomic index hands
     // each slot out once); one CPU, interrupts off.

@@ -712,6 +712,7 @@ fn run_loop<X: Seam>(
             break Stop::Timeout;
         }
         report.runs += 1;
+        }
         // The host's timer callback: device deadlines that passed while the
         // VMM ran fire now (a cyclic would have fired them on illumos).
         crate::platform::services::fire_due(crate::clock::ticks_to_ns(crate::clock::now()));
@@ -723,9 +724,11 @@ fn run_loop<X: Seam>(
             // The profiler's timer (every few thousand ticks) also ends a
             // spinning guest's slice; interrupts are open in the driver
             // except around VM entry (`BareVmxHost::interrupts_*`).
+            crate::profile::in_run(true);
             interrupts_open();
             let r = d.ioctl(vcpu.fd, Ioctl::Run.cmd() as i32, 0, LP64, &mut HostUser);
             interrupts_close();
+            crate::profile::in_run(false);
             r
         } else {
             crate::timer::arm_after(SLICE_TICKS);

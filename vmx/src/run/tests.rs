@@ -85,12 +85,22 @@ pub(crate) struct RunScript {
     pub(crate) host_nmis: u32,
     /// Guest RAX the scripted CPU observed at each entry.
     pub(crate) rax_at_entry: Vec<u64>,
+    /// `preemption_timer` answer.
+    pub(crate) preemption_timer: Option<u32>,
+    /// (pin-based controls, preemption timer value) at each entry.
+    pub(crate) pin_at_entry: Vec<(u64, u64)>,
 }
 
 impl GuestEntry for FakeEnv {
     fn enter(&mut self, regs: &mut GuestRegs, launched: bool) -> EntryResult {
         self.run.entries.push(launched);
         self.run.rax_at_entry.push(regs.rax);
+        {
+            let v = self.run.vmcs.0.borrow();
+            let pin = v.read(control::PINBASED_EXEC_CONTROLS);
+            let value = v.read(guest::VMX_PREEMPTION_TIMER_VALUE);
+            self.run.pin_at_entry.push((pin, value));
+        }
         let s = self
             .run
             .exits
@@ -108,6 +118,9 @@ impl GuestEntry for FakeEnv {
 }
 
 impl RunEnv for FakeEnv {
+    fn preemption_timer(&mut self) -> Option<u32> {
+        self.run.preemption_timer
+    }
     fn preempt_disable(&mut self) {
         self.run.log.push("preempt_disable");
     }
@@ -603,4 +616,49 @@ fn host_nmi_exit_is_delivered_to_the_host() {
     assert_eq!(r.run(RunInput::default()).0, Ok(()));
     assert_eq!(r.env.run.host_nmis, 1);
     assert_eq!(r.env.run.entries.len(), 2);
+}
+
+const PIN_PREEMPTION_TIMER: u64 = 1 << 6;
+
+#[test]
+fn preemption_timer_is_armed_per_entry_and_disarmed_when_not_wanted() {
+    let mut r = setup(vec![out_exit(), out_exit()]);
+    r.env.run.preemption_timer = Some(1234);
+    assert_eq!(r.run(RunInput::default()).0, Ok(()));
+    let (pin, value) = r.env.run.pin_at_entry[0];
+    assert_ne!(pin & PIN_PREEMPTION_TIMER, 0, "SDM 24.6.1 bit 6 not set");
+    assert_eq!(value, 1234);
+    r.env.run.preemption_timer = None;
+    assert_eq!(r.run(RunInput::default()).0, Ok(()));
+    assert_eq!(r.env.run.pin_at_entry[1].0 & PIN_PREEMPTION_TIMER, 0);
+    // The other pin-based controls are untouched.
+    assert_eq!(r.env.run.pin_at_entry[1].0, pin & !PIN_PREEMPTION_TIMER);
+}
+
+#[test]
+fn preemption_timer_exit_returns_to_the_host_only_when_it_wants_the_cpu() {
+    // Not wanted: the guest resumes and the next exit goes to user space.
+    let mut r = setup(vec![ex(ExitReason::PreemptionTimer, 0, 0), out_exit()]);
+    r.env.run.preemption_timer = Some(10);
+    assert_eq!(r.run(RunInput::default()).0, Ok(()));
+    assert_eq!(r.env.run.entries.len(), 2);
+    assert!(matches!(r.vcpu.exit, Some(UserExit::Io { .. })));
+    assert_eq!(r.vcpu.stats.irq_exits, 0, "no interrupt was taken");
+    // Wanted: KVM_EXIT_INTR after one entry.
+    let mut r = setup(vec![ex(ExitReason::PreemptionTimer, 0, 0), out_exit()]);
+    r.env.run.preemption_timer = Some(10);
+    r.env.host_wants_cpu = true;
+    assert_eq!(r.run(RunInput::default()).0, Ok(()));
+    assert_eq!(r.vcpu.exit, Some(UserExit::Intr));
+    assert_eq!(r.env.run.entries.len(), 1);
+}
+
+#[test]
+fn no_preemption_timer_on_a_cpu_without_the_control() {
+    let mut r = setup(vec![out_exit()]);
+    // Nehalem-class pin-based allowed-1 settings without bit 6.
+    r.vcpu.config.caps.pinbased = crate::caps::ControlCapability(0x0000_003f_0000_0016);
+    r.env.run.preemption_timer = Some(1234);
+    assert_eq!(r.run(RunInput::default()).0, Ok(()));
+    assert_eq!(r.env.run.pin_at_entry[0].0 & PIN_PREEMPTION_TIMER, 0);
 }

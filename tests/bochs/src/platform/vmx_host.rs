@@ -274,6 +274,8 @@ pub struct BareVmxHost {
     cpu: BareMetalCpu,
     shared: SpinLock<CpuSharedMsrs>,
     next_vpid: SpinLock<u16>,
+    /// IA32_VMX_MISC\[4:0\]: the preemption timer's rate shift.
+    preemption_shift: u32,
 }
 
 impl BareVmxHost {
@@ -286,6 +288,9 @@ impl BareVmxHost {
             cpu: BareMetalCpu,
             shared: SpinLock::new(CpuSharedMsrs::default()),
             next_vpid: SpinLock::new(1),
+            // SAFETY: VMX is supported (checked before the host is built),
+            // so IA32_VMX_MISC (0x485) exists.
+            preemption_shift: (unsafe { cpu::rdmsr(0x485) } & 0x1f) as u32,
         }
     }
 }
@@ -488,5 +493,19 @@ impl VmxHost for BareVmxHost {
     }
     fn host_tsc(&self) -> u64 {
         cpu::rdtsc()
+    }
+    /// The rest of the VMM's time slice: VCPUs share this CPU, and a guest
+    /// spinning with nothing to exit for (an AP waiting for a lock the
+    /// other VCPU holds) must still give the CPU back. (The LAPIC timer's
+    /// external-interrupt exit alone did not end such a slice under Bochs.)
+    fn preemption_timer(&self) -> Option<u32> {
+        let end = SLICE_END.load(Ordering::Relaxed);
+        if end == 0 {
+            return None;
+        }
+        let left = end.saturating_sub(cpu::rdtsc());
+        // IA32_VMX_MISC[4:0]: the timer counts every 2^n TSC ticks.
+        let shift = self.preemption_shift;
+        Some(u32::try_from(left >> shift).unwrap_or(u32::MAX))
     }
 }
