@@ -712,7 +712,6 @@ fn run_loop<X: Seam>(
             break Stop::Timeout;
         }
         report.runs += 1;
-        }
         // The host's timer callback: device deadlines that passed while the
         // VMM ran fire now (a cyclic would have fired them on illumos).
         crate::platform::services::fire_due(crate::clock::ticks_to_ns(crate::clock::now()));
