@@ -496,7 +496,7 @@ fn vcpu_loop<V: Vmcs, E: RunEnv>(
         }
         if userspace_wants_irq_window(vcpu, v, env) {
             vcpu.exit = Some(UserExit::Intr);
-            vcpu.stats.irq_exits = vcpu.stats.irq_exits.wrapping_add(1);
+            vcpu.stats.request_irq_exits = vcpu.stats.request_irq_exits.wrapping_add(1);
             return Err(RunError::Interrupted);
         }
         if env.signal_pending() {

@@ -122,11 +122,15 @@ pub struct VcpuStats {
     pub insn_emulation_fail: u64,
     /// `host-state-reload`
     pub host_state_reload: u64,
+    /// `request-irq-exits`: KVM_RUN ended because user space asked for
+    /// an interrupt window and it is open (the C counted these as
+    /// `irq-exits` and never moved this one).
+    pub request_irq_exits: u64,
 }
 
 impl VcpuStats {
     /// The kstat names of the counters, in [`VcpuStats::values`] order.
-    pub const NAMES: [&'static str; 14] = [
+    pub const NAMES: [&'static str; 15] = [
         "exits",
         "halt-exits",
         "io-exits",
@@ -141,12 +145,13 @@ impl VcpuStats {
         "insn-emulation",
         "inst-emulation-fail",
         "host-state-reload",
+        "request-irq-exits",
     ];
 
     /// Every counter, in [`VcpuStats::NAMES`] order (what the driver adds
     /// to the VCPU's kstat after each `KVM_RUN`: plain numbers, no copy of
     /// names on that path).
-    pub fn values(&self) -> [u64; 14] {
+    pub fn values(&self) -> [u64; 15] {
         [
             self.exits,
             self.halt_exits,
@@ -162,11 +167,12 @@ impl VcpuStats {
             self.insn_emulation,
             self.insn_emulation_fail,
             self.host_state_reload,
+            self.request_irq_exits,
         ]
     }
 
     /// `(kstat name, value)` for every counter.
-    pub fn named(&self) -> [(&'static str, u64); 14] {
+    pub fn named(&self) -> [(&'static str, u64); 15] {
         let v = self.values();
         core::array::from_fn(|i| {
             (

@@ -309,6 +309,10 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 // RIP stays on the instruction; finished REP iterations
                 // (and their queued OUTS data) are kept.
                 commit(vcpu, v, &ctx);
+                if matches!(e, Exception::PageFault { .. }) {
+                    // `kvm_inject_page_fault`.
+                    bump(&self.core.stats().pf_guest);
+                }
                 queue_exception(vcpu, e);
                 if self.st.string_pio.is_some() {
                     pio_exit

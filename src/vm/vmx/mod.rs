@@ -114,7 +114,7 @@ pub struct RealVcpu<H: VmxHost> {
     region: H::Page,
     st: Box<EnvState<H>>,
     /// The counters as last copied into the kstat.
-    reported: [u64; 14],
+    reported: [u64; 15],
 }
 
 impl<H: VmxHost> RealVcpu<H> {
@@ -154,7 +154,7 @@ pub fn cpuid_lookup<S: Services>(
 /// The kstat counter of each of `kvm_vmx::vcpu::VcpuStats::named()`, in
 /// that order (a field per name rather than a search by name on every
 /// `KVM_RUN`; `vcpu_kstat_targets_follow_the_names` checks the pairing).
-fn vcpu_kstat_targets(s: &kvm_kstat::stats::VcpuStats) -> [&kvm_kstat::named::KstatNamed; 14] {
+fn vcpu_kstat_targets(s: &kvm_kstat::stats::VcpuStats) -> [&kvm_kstat::named::KstatNamed; 15] {
     [
         &s.exits,
         &s.halt_exits,
@@ -170,6 +170,7 @@ fn vcpu_kstat_targets(s: &kvm_kstat::stats::VcpuStats) -> [&kvm_kstat::named::Ks
         &s.insn_emulation,
         &s.insn_emulation_fail,
         &s.host_state_reload,
+        &s.request_irq_exits,
     ]
 }
 
@@ -602,7 +603,7 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
             vmcs,
             region,
             st,
-            reported: [0; 14],
+            reported: [0; 15],
         })
     }
 

@@ -1095,6 +1095,7 @@ fn counter_values_sit_under_their_own_names() {
         insn_emulation: 12,
         insn_emulation_fail: 13,
         host_state_reload: 14,
+        request_irq_exits: 15,
     };
     let got = |name: &str| s.named().iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     assert_eq!(got("exits"), Some(1));
@@ -1111,4 +1112,5 @@ fn counter_values_sit_under_their_own_names() {
     assert_eq!(got("insn-emulation"), Some(12));
     assert_eq!(got("inst-emulation-fail"), Some(13));
     assert_eq!(got("host-state-reload"), Some(14));
+    assert_eq!(got("request-irq-exits"), Some(15));
 }
