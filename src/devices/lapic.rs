@@ -554,7 +554,13 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
         Some(v)
     }
 
-    /// Take one pending NMI (`kvm_inject_nmi` bookkeeping).
+    /// An NMI was accepted and not yet taken by the VCPU.
+    pub fn nmi_pending(&self) -> bool {
+        self.nmi_pending > 0
+    }
+
+    /// Take one pending NMI (`kvm_inject_nmi` bookkeeping): the VCPU
+    /// queues it for injection.
     pub fn take_nmi(&mut self) -> bool {
         if self.nmi_pending > 0 {
             self.nmi_pending -= 1;

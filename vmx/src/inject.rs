@@ -17,14 +17,16 @@ use x86::vmx::vmcs::{guest, ro};
 use crate::env::{InterruptSource, Probe, ProbeSink};
 use crate::qualification::{EventType, InterruptionInfo, interruptibility};
 use crate::setup::{
-    BP_VECTOR, DE_VECTOR, DF_VECTOR, GP_VECTOR, NMI_VECTOR, NP_VECTOR, OF_VECTOR, PF_VECTOR,
-    SS_VECTOR, TS_VECTOR,
+    BP_VECTOR, DB_VECTOR, DE_VECTOR, DF_VECTOR, GP_VECTOR, MC_VECTOR, NMI_VECTOR, NP_VECTOR,
+    OF_VECTOR, PF_VECTOR, SS_VECTOR, TS_VECTOR,
 };
 use crate::vcpu::VmxVcpu;
 use crate::vmcs::Vmcs;
 
 /// RFLAGS.IF.
 pub const RFLAGS_IF: u64 = 1 << 9;
+/// RFLAGS.RF (resume flag).
+pub const RFLAGS_RF: u64 = 1 << 16;
 
 /// A queued exception (`vcpu->arch.exception`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +57,9 @@ pub struct EventQueue {
     /// A fault while delivering #DF: the run loop shuts the VCPU down
     /// (`KVM_REQ_TRIPLE_FAULT`).
     pub triple_fault: bool,
+    /// `exception` is an event whose delivery an exit interrupted (IDT
+    /// vectoring information), not a new one: it is re-injected as it was.
+    pub exception_reinjected: bool,
 }
 
 /// Exception classes for the double-fault rules (SDM table 6-4).
@@ -73,6 +78,16 @@ fn class(vector: u8) -> ExceptionClass {
     }
 }
 
+/// Fault-class exceptions (SDM vol. 3 §6.5, table 6-1; reserved vectors
+/// count as faults): all but the traps #DB, #BP, #OF and the aborts #DF,
+/// #MC (Linux's `exception_type`).
+pub const fn exception_is_fault(vector: u8) -> bool {
+    !matches!(
+        vector,
+        DB_VECTOR | BP_VECTOR | OF_VECTOR | DF_VECTOR | MC_VECTOR | 2
+    )
+}
+
 /// #BP and #OF are injected as software exceptions (`kvm_exception_is_soft`).
 pub const fn exception_is_soft(vector: u8) -> bool {
     vector == BP_VECTOR || vector == OF_VECTOR
@@ -84,6 +99,7 @@ impl EventQueue {
     /// third (on #DF) a triple fault; otherwise the new one replaces the
     /// old, which re-execution regenerates.
     pub fn queue_exception(&mut self, vector: u8, error_code: Option<u32>) {
+        self.exception_reinjected = false;
         if let Some(prev) = self.exception {
             if prev.vector == DF_VECTOR {
                 self.triple_fault = true;
@@ -142,6 +158,15 @@ pub fn inject_exception(v: &mut impl Vmcs, vcpu: &mut VmxVcpu, e: PendingExcepti
         let soft = exception_is_soft(e.vector).then_some(vcpu.events.event_exit_inst_len);
         crate::rmode::inject(v, &mut vcpu.rmode, e.vector, soft);
         return;
+    }
+    // A CPU delivering a fault pushes RFLAGS with RF set, so that the
+    // faulting instruction's breakpoint does not fire again on return
+    // (SDM vol. 3 §17.3.1.1); an injected event is pushed with the guest's
+    // RFLAGS as they are: set RF for a new fault (Linux's
+    // `inject_pending_event`). Found by kvm-unit-tests' idt_test.
+    if !vcpu.events.exception_reinjected && exception_is_fault(e.vector) {
+        let rflags = v.read(guest::RFLAGS);
+        v.write(guest::RFLAGS, rflags | RFLAGS_RF);
     }
     let (kind, len) = if exception_is_soft(e.vector) {
         (
@@ -384,6 +409,7 @@ pub fn complete_interrupts(v: &mut impl Vmcs, vcpu: &mut VmxVcpu) -> HostEvents 
                 .has_error_code
                 .then(|| v.read32(ro::IDT_VECTORING_ERR_CODE));
             vcpu.events.queue_exception(idt.vector, error_code);
+            vcpu.events.exception_reinjected = true;
         }
         EventType::SoftwareInterrupt | EventType::ExternalInterrupt => {
             let soft = idt.kind == EventType::SoftwareInterrupt;
@@ -403,7 +429,7 @@ mod tests {
     use crate::caps::VmcsConfig;
     use crate::caps::tests::{nehalem, skylake};
     use crate::fake::FakeVmcs;
-    use crate::setup::{AC_VECTOR, DB_VECTOR, UD_VECTOR};
+    use crate::setup::{AC_VECTOR, UD_VECTOR};
 
     struct Irqs {
         pending: Option<u8>,
@@ -505,6 +531,40 @@ mod tests {
         assert_eq!(entry_info(&v), 0x8000_0603);
         assert_eq!(v.get(control::VMENTRY_INSTRUCTION_LEN), Some(1));
         let _ = AC_VECTOR;
+    }
+
+    /// SDM vol. 3 §6.5 / §17.3.1.1: a fault is delivered with RF set in the
+    /// pushed RFLAGS; traps (#DB, #BP, #OF) and aborts (#DF) are not, and a
+    /// re-injected event keeps the RFLAGS the interrupted delivery had.
+    #[test]
+    fn new_faults_are_injected_with_rflags_rf() {
+        let rf = |vector: u8, reinjected: bool| {
+            let mut v = FakeVmcs::new();
+            v.write(guest::RFLAGS, 0x2);
+            let mut c = vcpu();
+            c.events.queue_exception(vector, None);
+            c.events.exception_reinjected = reinjected;
+            let e = c.events.exception.unwrap();
+            inject_exception(&mut v, &mut c, e);
+            v.get(guest::RFLAGS).unwrap() & (1 << 16) != 0
+        };
+        for fault in [0u8, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19, 20, 21] {
+            assert!(rf(fault, false), "fault {fault}");
+            assert!(!rf(fault, true), "re-injected fault {fault}");
+        }
+        for not_fault in [1u8, 3, 4, 8, 18] {
+            assert!(!rf(not_fault, false), "vector {not_fault}");
+        }
+        // complete_interrupts marks what it requeues as re-injected; a
+        // new exception queued afterwards is new again.
+        let mut v = FakeVmcs::new();
+        let mut c = vcpu();
+        c.idt_vectoring_info = 0x8000_0b0e;
+        complete_interrupts(&mut v, &mut c);
+        assert!(c.events.exception_reinjected);
+        c.events.exception = None;
+        c.events.queue_exception(GP_VECTOR, Some(0));
+        assert!(!c.events.exception_reinjected);
     }
 
     #[test]

@@ -203,6 +203,13 @@ pub trait RunEnv: ExitEnv + GuestEntry {
     fn preemption_timer(&mut self) -> Option<u32> {
         None
     }
+    /// An NMI the in-kernel LAPIC accepted (delivery mode NMI: a self-IPI,
+    /// another CPU's IPI, LINT0/1 in NMI mode) since the last call: the C
+    /// LAPIC set `nmi_pending` itself (`kvm_inject_nmi`); here the loop
+    /// takes it before injecting.
+    fn take_nmi(&mut self) -> bool {
+        false
+    }
 }
 
 /// Arm (or disarm) the VMX-preemption timer for the next entry as the
@@ -330,6 +337,9 @@ fn enter_guest<V: Vmcs, E: RunEnv>(vcpu: &mut VmxVcpu, v: &mut V, env: &mut E) -
         fpu_deactivate(v, vcpu);
     }
 
+    if env.take_nmi() {
+        vcpu.events.nmi_pending = true;
+    }
     // Injection may sleep on a lock: before preemption goes off.
     inject_pending_event(v, vcpu, env);
 

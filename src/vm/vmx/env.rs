@@ -500,8 +500,20 @@ impl<S: Services, H: VmxHost> InterruptSource for RunCtx<'_, S, H> {
 }
 
 impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
+    /// `kvm_emulate_cpuid` from the VCPU's table, with the bits that follow
+    /// the VCPU's state (`kvm_update_cpuid_runtime`): CPUID.1:EDX.APIC
+    /// reads as IA32_APIC_BASE.EN (SDM vol. 3 §11.4.3: a disabled APIC
+    /// is absent from CPUID).
     fn cpuid(&mut self, function: u32, index: u32) -> Option<CpuidResult> {
-        super::cpuid_lookup(self.core, function, index)
+        const EDX_APIC: u32 = 1 << 9;
+        let mut r = super::cpuid_lookup(self.core, function, index)?;
+        if function == 1
+            && r.edx & EDX_APIC != 0
+            && self.lapic(|l| l.hw_enabled()) == Some(false)
+        {
+            r.edx &= !EDX_APIC;
+        }
+        Some(r)
     }
 
     fn get_msr(&mut self, vcpu: &mut VmxVcpu, msr: u32) -> Result<u64, Fault> {
@@ -775,9 +787,9 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
                 d.poll_timers(index);
                 let pit = d.pit.as_ref().is_some_and(|p| p.pit.has_pending_timer());
                 let pic = d.irqchip.as_ref().is_some_and(|c| c.pic.output());
-                let lapic = d
-                    .lapic(index)
-                    .is_some_and(|l| l.has_interrupt().is_some() || (pic && l.accept_pic_intr()));
+                let lapic = d.lapic(index).is_some_and(|l| {
+                    l.has_interrupt().is_some() || (pic && l.accept_pic_intr()) || l.nmi_pending()
+                });
                 woke = lapic || pit || vcpu.events.nmi_pending;
                 woke
             };
@@ -1016,6 +1028,10 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
 
     fn preemption_timer(&mut self) -> Option<u32> {
         self.host.preemption_timer()
+    }
+
+    fn take_nmi(&mut self) -> bool {
+        self.lapic(|l| l.take_nmi()).unwrap_or(false)
     }
 }
 

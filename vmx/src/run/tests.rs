@@ -87,6 +87,8 @@ pub(crate) struct RunScript {
     pub(crate) rax_at_entry: Vec<u64>,
     /// `preemption_timer` answer.
     pub(crate) preemption_timer: Option<u32>,
+    /// NMIs the LAPIC has for `take_nmi`.
+    pub(crate) lapic_nmis: u32,
     /// (pin-based controls, preemption timer value) at each entry.
     pub(crate) pin_at_entry: Vec<(u64, u64)>,
 }
@@ -120,6 +122,11 @@ impl GuestEntry for FakeEnv {
 impl RunEnv for FakeEnv {
     fn preemption_timer(&mut self) -> Option<u32> {
         self.run.preemption_timer
+    }
+    fn take_nmi(&mut self) -> bool {
+        let had = self.run.lapic_nmis > 0;
+        self.run.lapic_nmis = self.run.lapic_nmis.saturating_sub(1);
+        had
     }
     fn preempt_disable(&mut self) {
         self.run.log.push("preempt_disable");
@@ -662,4 +669,22 @@ fn no_preemption_timer_on_a_cpu_without_the_control() {
     r.env.run.preemption_timer = Some(1234);
     assert_eq!(r.run(RunInput::default()).0, Ok(()));
     assert_eq!(r.env.run.pin_at_entry[0].0 & PIN_PREEMPTION_TIMER, 0);
+}
+
+/// An NMI the LAPIC accepted (a self-NMI through the ICR, as
+/// kvm-unit-tests' eventinj sends) is injected at the next entry: VM-entry
+/// interruption information type NMI (2), vector 2 (SDM vol. 3 §24.8.3).
+#[test]
+fn lapic_nmi_is_injected_at_the_next_entry() {
+    let mut r = setup(vec![ex(ExitReason::Cpuid, 2, 0), out_exit()]);
+    r.env.run.lapic_nmis = 1;
+    assert_eq!(r.run(RunInput::default()).0, Ok(()));
+    let injected = r
+        .vmcs()
+        .writes
+        .iter()
+        .any(|(f, v)| *f == control::VMENTRY_INTERRUPTION_INFO_FIELD && *v == 0x8000_0202);
+    assert!(injected, "no NMI injected");
+    assert_eq!(r.vcpu.stats.nmi_injections, 1);
+    assert_eq!(r.env.run.lapic_nmis, 0);
 }
