@@ -1018,7 +1018,7 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
     }
 
     fn apic_base(&mut self) -> u64 {
-        self.lapic(|l| l.base_address() | 0x900)
+        self.lapic(|l| l.apic_base())
             .unwrap_or(self.st.msrs.apic_base)
     }
 

@@ -709,6 +709,10 @@ fn run_loop<X: Seam>(
         turn = turn.wrapping_add(1);
         if budget != 0 && crate::clock::now().wrapping_sub(start) > budget {
             println!("vmm: the guest ran out of its budget of {budget} instructions");
+            for (i, v) in vcpus.iter().enumerate() {
+                println!("vmm: VCPU {i}:");
+                let _ = dump(d, v.fd);
+            }
             break Stop::Timeout;
         }
         report.runs += 1;
