@@ -125,7 +125,13 @@ $(BUILD)/kvm: $(BUILD)/kvm.o $(KMODFIX) $(ALLOWLIST) FORCE
 	@$(CARGO) run --quiet -p kvm-kstat --bin sdt-probes > $(BUILD)/probes-known.txt
 	@unknown=$$(LC_ALL=C comm -23 $(BUILD)/probes.txt $(BUILD)/probes-known.txt); \
 	  if [ -n "$$unknown" ]; then echo "sdt: probes not in the C driver's list: $$unknown" >&2; exit 1; fi
-	@echo "sdt: $$(wc -l < $(BUILD)/probes.txt) of $$(wc -l < $(BUILD)/probes-known.txt) probes placed in $@, all with the C driver's names"
+	@# ... each in its own wrapper with a stable name (kstat/src/sdt.rs), none
+	@# elsewhere (the audit already refused sites in mangled functions).
+	@$(KMODFIX) --list-probe-sites $@ > $(BUILD)/probe-sites.txt
+	@$(CARGO) run --quiet -p kvm-kstat --bin sdt-probes -- --sites > $(BUILD)/probe-sites-known.txt
+	@stray=$$(LC_ALL=C comm -23 $(BUILD)/probe-sites.txt $(BUILD)/probe-sites-known.txt); \
+	  if [ -n "$$stray" ]; then echo "sdt: probe sites outside their kstat/src/sdt.rs wrappers: $$stray" >&2; exit 1; fi
+	@echo "sdt: $$(wc -l < $(BUILD)/probes.txt) of $$(wc -l < $(BUILD)/probes-known.txt) probes placed in $@, all with the C driver's names, in $$(cut -d' ' -f1 $(BUILD)/probe-sites.txt | sort -u | wc -l) stable-named functions"
 
 # The devfsadm link module: 32-bit userland. Linking JOY_kvm_link.so needs
 # the illumos linker and libdevinfo; elsewhere we compile it and check that it

@@ -28,7 +28,7 @@ use core::mem::{offset_of, size_of};
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 
-use crate::ringbuf::{RINGBUF_NENTRIES, Ringbuf, RingbufEntry, TAG_MAX, Tag};
+use crate::ringbuf::{RINGBUF_NENTRIES, Ringbuf, RingbufSlot, TAG_MAX, Tag};
 
 /// The symbol the driver exports its VM list as (`#[unsafe(no_mangle)]
 /// static kvm_vm_list: KvmVmList = KvmVmList::new();`). The C driver's was
@@ -97,8 +97,10 @@ pub struct KvmDebugMemslots {
 /// One VCPU's record: its event ring (at offset 0, so the record's address
 /// is the ring's, which the `kvm_ringbuf_entry` walker takes), magic and id.
 /// The driver embeds it in its VCPU and records through
-/// [`KvmDebugVcpu::record`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// [`KvmDebugVcpu::record`], which takes `&self` (the ring is atomics), so
+/// the VCPU thread and the illumos context ops record through shared
+/// references to the same record.
+#[derive(Debug)]
 #[repr(C)]
 pub struct KvmDebugVcpu {
     ringbuf: Ringbuf,
@@ -289,8 +291,9 @@ impl KvmDebugVcpu {
     }
 
     /// `kvm_ringbuf_record(&vcpu->kvcpu_ringbuf, tag, payload)`; see
-    /// [`Ringbuf::record`] for the other arguments.
-    pub fn record(&mut self, tag: Tag, cpu: u32, thread: u64, tsc: u64, payload: u64) {
+    /// [`Ringbuf::record`] for the other arguments and for recording from
+    /// several places at once.
+    pub fn record(&self, tag: Tag, cpu: u32, thread: u64, tsc: u64, payload: u64) {
         self.ringbuf.record(tag, cpu, thread, tsc, payload);
     }
 
@@ -301,7 +304,7 @@ impl KvmDebugVcpu {
     /// as the C's `uint64_t ops` read from guest memory). The other
     /// arguments as [`Ringbuf::record`].
     pub fn record_emulation_failure(
-        &mut self,
+        &self,
         cpu: u32,
         thread: u64,
         tsc: u64,
@@ -316,14 +319,9 @@ impl KvmDebugVcpu {
             .record(Tag::EmuFail2, cpu, thread, tsc, u64::from_le_bytes(insn));
     }
 
-    /// The event ring.
+    /// The event ring (recording also goes through `&`).
     pub fn ringbuf(&self) -> &Ringbuf {
         &self.ringbuf
-    }
-
-    /// The event ring, to record into.
-    pub fn ringbuf_mut(&mut self) -> &mut Ringbuf {
-        &mut self.ringbuf
     }
 }
 
@@ -604,7 +602,7 @@ pub const RECORDS: &[(&str, usize)] = &[
     ("MEMSLOT", size_of::<KvmDebugMemslot>()),
     ("VCPU", size_of::<KvmDebugVcpu>()),
     ("RINGBUF", size_of::<Ringbuf>()),
-    ("RINGBUF_ENTRY", size_of::<RingbufEntry>()),
+    ("RINGBUF_ENTRY", size_of::<RingbufSlot>()),
 ];
 
 /// Every field the dmod reads (`KVM_MDB_OFF_*`, `KVM_MDB_FSIZE_*`).
@@ -636,11 +634,11 @@ pub const FIELDS: &[FieldLayout] = &[
     field!(Ringbuf, "RINGBUF", taglast, "TAGLAST"),
     field!(Ringbuf, "RINGBUF", tagcount, "TAGCOUNT"),
     field!(Ringbuf, "RINGBUF", ent, "ENT"),
-    field!(RingbufEntry, "RINGBUF_ENTRY", tag, "TAG"),
-    field!(RingbufEntry, "RINGBUF_ENTRY", cpuid, "CPUID"),
-    field!(RingbufEntry, "RINGBUF_ENTRY", thread, "THREAD"),
-    field!(RingbufEntry, "RINGBUF_ENTRY", tsc, "TSC"),
-    field!(RingbufEntry, "RINGBUF_ENTRY", payload, "PAYLOAD"),
+    field!(RingbufSlot, "RINGBUF_ENTRY", tag, "TAG"),
+    field!(RingbufSlot, "RINGBUF_ENTRY", cpuid, "CPUID"),
+    field!(RingbufSlot, "RINGBUF_ENTRY", thread, "THREAD"),
+    field!(RingbufSlot, "RINGBUF_ENTRY", tsc, "TSC"),
+    field!(RingbufSlot, "RINGBUF_ENTRY", payload, "PAYLOAD"),
 ];
 
 /// Numeric constants (`KVM_MDB_<name>`); the tags come from [`Tag::ALL`].
@@ -706,6 +704,7 @@ pub fn write_c_header(out: &mut dyn core::fmt::Write) -> core::fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ringbuf::RingbufEntry;
     use std::boxed::Box;
     use std::string::String;
     use std::vec::Vec;
@@ -841,7 +840,7 @@ mod tests {
     #[test]
     fn emulation_failure_records_context_rip_and_opcode_bytes() {
         static WHAT: &CStr = c"mmio";
-        let mut v = KvmDebugVcpu::new_boxed(3);
+        let v = KvmDebugVcpu::new_boxed(3);
         v.record(Tag::VcpuLoad, 2, 0x77, 10, 0);
         v.record_emulation_failure(
             2,
@@ -851,7 +850,7 @@ mod tests {
             0xfff0,
             [0x0f, 0xae, 0x03, 0, 0, 0, 0, 0x90],
         );
-        let tail: Vec<RingbufEntry> = v.ringbuf().entries().copied().collect();
+        let tail: Vec<RingbufEntry> = v.ringbuf().entries().collect();
         assert_eq!(tail.len(), 4);
         let want = |tag: u32, payload: u64| RingbufEntry {
             tag,

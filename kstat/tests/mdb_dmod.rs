@@ -225,8 +225,8 @@ impl Fixture {
         for pin in 0..24 {
             vm1.set_gsi(2, pin, pin as u32).unwrap();
         }
-        let mut vcpu0 = Box::new(KvmDebugVcpu::new(0));
-        let mut vcpu1 = Box::new(KvmDebugVcpu::new(1));
+        let vcpu0 = Box::new(KvmDebugVcpu::new(0));
+        let vcpu1 = Box::new(KvmDebugVcpu::new(1));
         for i in 0..VCPU0_EVENTS {
             let tag = Tag::ALL[(i % 12) as usize];
             vcpu0.record(
@@ -727,7 +727,7 @@ fn every_walker_and_dcmd_is_registered() {
 fn ringbuf_walk_at_the_wrap_boundary() {
     let Some(exe) = fake_mdb() else { return };
     for n in [511u64, 512, 513] {
-        let mut vcpu = Box::new(KvmDebugVcpu::new(0));
+        let vcpu = Box::new(KvmDebugVcpu::new(0));
         for i in 0..n {
             vcpu.record(Tag::Reload, 0, 0, i, i);
         }

@@ -53,10 +53,12 @@
 //! address) and `VCPUCLEAR` (payload: the CPU it was cleared on). Nothing
 //! is recorded before the attach.
 //!
-//! The ring has one writer at a time only if its owner (the VCPU thread,
-//! through `VcpuCore::debug`) records with preemption disabled, as the C's
-//! `vcpu_load`/`vcpu_put` did: the context ops run at preemption points of
-//! that same thread.
+//! The backend attaches it through
+//! [`VmxHost::attach_debug`](crate::vm::vmx::host::VmxHost::attach_debug).
+//! The ring is atomics and records through `&` (`kvm_kstat::ringbuf`): the
+//! VCPU thread (through `VcpuCore::debug`) and a context op that preempts
+//! it both hold only shared references to the record, so there is no
+//! `&mut` to alias, and two events recorded at once take distinct slots.
 //!
 //! ## Per-CPU state
 //!
@@ -321,12 +323,12 @@ impl VmcsCtx {
         }
         // SAFETY: reads `curthread`; no preconditions.
         let thread = unsafe { sys::kvm_vmx_glue_curthread() };
-        // SAFETY: `attach_ring`'s contract: the record outlives the
-        // attachment (it is detached, or the VMCS freed, before the VCPU's
-        // record goes), and its owner writes it only with preemption
-        // disabled, so this (preemption disabled, or a context op of the
-        // owning thread) is the only writer now.
-        unsafe { (*rec).record(tag, cpu_id(), thread, rdtsc(), payload) };
+        // SAFETY: `attach_ring`'s contract: the record is alive whenever
+        // this can run (inside `vcpu_load`/`loaded`/`vcpu_put` of this VMCS
+        // and the context ops installed between them) until detached; only
+        // shared references to it exist (recording is atomic stores).
+        let rec: &KvmDebugVcpu = unsafe { &*rec };
+        rec.record(tag, cpu_id(), thread, rdtsc(), payload);
     }
 
     /// VMPTRLD on this CPU and record it (preemption disabled); in the
@@ -696,22 +698,20 @@ pub struct IllumosVmcs {
 }
 
 impl IllumosVmcs {
-    /// Attach the VCPU's debugger record (`VcpuCore::debug`) to this VMCS,
-    /// so the context ops and VMPTRLD/VMCLEAR record into its event ring
-    /// (see "The event ring" in the module documentation); `None` detaches.
-    /// The seam calls it through `VmxHost` once the VCPU exists.
+    /// Attach the VCPU's debugger record (`VcpuCore::debug`) to this VMCS
+    /// region (every handle of it: the record hangs off the shared
+    /// [`VmcsCtx`]), so the context ops and VMPTRLD/VMCLEAR record into its
+    /// event ring (see "The event ring" in the module documentation);
+    /// `None` detaches. [`VmxHost::attach_debug`] of [`IllumosVmxHost`].
     ///
     /// # Safety
     ///
-    /// The record must stay at its address until it is detached or every
-    /// handle of this VMCS region is dropped (the VCPU owns both, so
-    /// dropping the VCPU satisfies this if the record is dropped after the
-    /// VMCS region); while attached, its owner must write the ring only with
-    /// preemption disabled.
-    #[expect(
-        dead_code,
-        reason = "called through a VmxHost hook that src/vm/vmx/host.rs does not have yet"
-    )]
+    /// [`VmxHost::attach_debug`]'s: while attached, the record must be
+    /// alive, at its address and reached only through shared references
+    /// whenever this can record: during `vcpu_load`, `loaded` and
+    /// `vcpu_put` of a handle of this region, its `Vmcs::vmptrld`/`vmclear`
+    /// of the region, and from `vcpu_load` until the matching `vcpu_put`
+    /// returns (the context ops record in between).
     pub unsafe fn attach_ring(&self, rec: Option<core::ptr::NonNull<KvmDebugVcpu>>) {
         let p = rec.map_or(core::ptr::null_mut(), core::ptr::NonNull::as_ptr);
         self.ctx.ring.store(p, Ordering::Release);
@@ -1096,6 +1096,18 @@ impl VmxHost for IllumosVmxHost {
         // `vmcs` still holds its own.
         unsafe { sys::kvm_vmx_glue_ctx_remove(arg, ctx_save, ctx_restore, ctx_free) };
         self.preempt_enable();
+    }
+
+    /// [`IllumosVmcs::attach_ring`]: the VCPU's event ring gets the context
+    /// ops' and VMPTRLD/VMCLEAR events (kvm.c `kvm_ringbuf_record` in
+    /// `kvm_ctx_save`/`kvm_ctx_restore`, kvm_vmx.c `vmx_vcpu_load`).
+    unsafe fn attach_debug(
+        &self,
+        vmcs: &mut IllumosVmcs,
+        rec: Option<core::ptr::NonNull<KvmDebugVcpu>>,
+    ) {
+        // SAFETY: the trait's contract is `attach_ring`'s.
+        unsafe { vmcs.attach_ring(rec) }
     }
 
     /// Where the VMCS is just before an entry (interrupts off). If it is

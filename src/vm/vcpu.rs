@@ -328,8 +328,10 @@ fn abi_mp_state(s: DevMpState) -> MpState {
 
 /// A VCPU: the backend-held state and the VMX seam's.
 pub struct Vcpu<S: Services, X: VmxSeam<S>> {
-    core: VcpuCore<S>,
+    // Field order is drop order: the VMX state (which the platform may
+    // have told about `core.debug`, the event ring) goes first.
     vmx: X::Vcpu,
+    core: VcpuCore<S>,
 }
 
 impl<S: Services, X: VmxSeam<S>> Vcpu<S, X> {

@@ -148,6 +148,36 @@ pub trait VmxHost: Send + Sync + 'static {
     /// `kvm_vmx::entry::hw::vmx_enter(regs, launched)` on the kernel; the
     /// VMCS is current and interrupts are disabled. Tests script exits here.
     fn enter(&self, vmcs: &mut Self::Vmcs, regs: &mut GuestRegs, launched: bool) -> EntryResult;
+    /// Attach the VCPU's debugger record (`VcpuCore::debug`, whose event
+    /// ring `::kvm_ringbuf_entry` shows) to the VMCS region `vmcs` is a
+    /// handle of, so the host records its own events there: on illumos the
+    /// context ops' `CTXSAVE`/`CTXRESTORE`, and `VMPTRLD`, `VCPUMIGRATE`,
+    /// `VCPUCLEAR` (the `kvm_ringbuf_record` calls of kvm.c
+    /// `kvm_ctx_save`/`kvm_ctx_restore` and kvm_vmx.c `vmx_vcpu_load`,
+    /// which reached `vcpu->kvcpu_ringbuf` directly). `None` detaches.
+    /// Default: the host records nothing (the test and Bochs hosts).
+    ///
+    /// The ring is recorded through `&` (atomics, `kvm_kstat::ringbuf`),
+    /// so the VCPU thread recording `VCPULOAD`/`VCPUPUT` through
+    /// `VcpuCore::debug` and a context op recording at the same time need
+    /// no exclusive access.
+    ///
+    /// # Safety
+    ///
+    /// While `rec` is attached, the host may record into it during any call
+    /// given a handle of this VMCS region ([`Self::vcpu_load`],
+    /// [`Self::loaded`], [`Self::enter`], [`Self::vcpu_put`], the handle's
+    /// `Vmcs::vmptrld`/`vmclear` of its own region) and from the context
+    /// ops `vcpu_load` installs, until the matching `vcpu_put` returns. At
+    /// each of those moments the record must be alive, at the address
+    /// `rec` gives, and reached only through shared references. Attaching
+    /// `None`, or dropping every handle of the region, ends the attachment.
+    unsafe fn attach_debug(
+        &self,
+        _vmcs: &mut Self::Vmcs,
+        _rec: Option<core::ptr::NonNull<kvm_kstat::debug::KvmDebugVcpu>>,
+    ) {
+    }
     /// INVEPT of `eptp` on every CPU (`kvm_flush_remote_tlbs`: an
     /// `xc_call` of INVEPT to the CPUs in the VM's CPU set). Run when the
     /// MMU zapped mappings.

@@ -575,6 +575,18 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
         vcpu.mp_state = mp_to_vmx(core.mp_state());
         vcpu.guest_msrs = kvm_vmx::host::GuestMsrs::new(|m| self.host.rdmsr_safe(m).is_some());
         let mut vmcs = self.host.vmcs(&region);
+        // The host records this VMCS's context switches and loads/clears
+        // into the VCPU's event ring (`::kvm_ringbuf_entry`).
+        // SAFETY: `core.debug` is boxed, so its address is fixed until the
+        // VCPU is dropped, and it is only reached through `&` (recording is
+        // atomic). The host records only during `vcpu_load`..`vcpu_put` and
+        // `loaded` of this VMCS, which run only while the VCPU, and so its
+        // record, exists; `Drop for RealVcpu` detaches before `Vcpu` drops
+        // the record (field order in `Vcpu`).
+        unsafe {
+            self.host
+                .attach_debug(&mut vmcs, Some(core::ptr::NonNull::from(&*core.debug)));
+        }
         let st = Box::new(EnvState {
             vmcs: self.host.vmcs(&region),
             fpu,
@@ -682,6 +694,8 @@ impl<H: VmxHost> Drop for RealVcpu<H> {
             self.host.vpid_free(self.vpid);
         }
         self.host.vcpu_destroyed(self.key.0, self.key.1);
+        // SAFETY: detaching has no precondition.
+        unsafe { self.host.attach_debug(&mut self.vmcs, None) };
     }
 }
 

@@ -74,6 +74,10 @@ pub enum ViolationKind {
     MissingEntryPoint,
     /// A `__dtrace_probe_*` relocation that is not a direct call.
     ProbeSite,
+    /// A probe site inside a function with a mangled Rust name (`_R…`,
+    /// `_ZN…`): DTrace would show that per-build name as the probe's
+    /// function.
+    ProbeFunction,
     /// A section that must have been stripped is still there.
     Unstripped,
     /// More panic call sites than `--max-panic-calls`.
@@ -135,11 +139,22 @@ impl Stats {
     }
 }
 
+/// One SDT probe site: the probe symbol called and the function around the
+/// call, the one the sdt provider names as the probe's function (the
+/// sized STT_FUNC symbol covering the site; `None` outside any).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProbeSite {
+    pub function: Option<String>,
+    pub symbol: String,
+}
+
 /// The result of [`audit`].
 #[derive(Debug, Clone, Default)]
 pub struct Audit {
     pub stats: Stats,
     pub violations: Vec<Violation>,
+    /// Every `__dtrace_probe_*` relocation in code, in relocation order.
+    pub probe_sites: Vec<ProbeSite>,
 }
 
 impl Audit {
@@ -198,6 +213,25 @@ impl<'s> Locator<'s> {
             }
         }
         best.map(|(value, name)| (name, off - value))
+    }
+
+    /// The sized functions (STT_FUNC) whose range covers `off` in section
+    /// `sec` (more than one only for aliases).
+    fn functions_at(&self, sec: usize, off: u64) -> Vec<&'s str> {
+        self.labels
+            .get(&sec)
+            .map(|v| {
+                v.iter()
+                    .filter(|&&(value, size, ty, _)| {
+                        ty == STT_FUNC
+                            && size > 0
+                            && value <= off
+                            && off < value.saturating_add(size)
+                    })
+                    .map(|&(.., name)| name)
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The functions (STT_FUNC with a size) of a section, sorted by address.
@@ -353,6 +387,13 @@ pub fn is_panic_call(name: &str) -> bool {
     name.contains("panic")
 }
 
+/// A Rust-mangled symbol: v0 (`_R…`) or legacy (`_ZN…`, with its per-build
+/// hash). A probe site in such a function gets that name as its DTrace
+/// function, which changes from build to build.
+pub fn is_mangled(name: &str) -> bool {
+    name.starts_with("_R") || name.starts_with("_ZN")
+}
+
 /// (a) relocation types, (f) probe sites, panic call sites, SHT_RELA shape.
 fn check_relocations<'s>(
     elf: &'s Elf<'_>,
@@ -464,6 +505,21 @@ fn check_relocations<'s>(
                         elf::reloc_type_name(r.r_type)
                     )),
                 };
+                if target.is_exec() {
+                    let funcs = locator.functions_at(target.index, r.offset);
+                    if let Some(m) = funcs.iter().find(|f| is_mangled(f)) {
+                        a.push(
+                            ViolationKind::ProbeFunction,
+                            format!(
+                                "{at}: SDT probe site for `{name}` is in `{m}`, a mangled Rust function: DTrace would show that per-build name as the probe's function; make the call from an #[inline(never)] #[unsafe(no_mangle)] wrapper with a stable name (kstat/src/sdt.rs)"
+                            ),
+                        );
+                    }
+                    a.probe_sites.push(ProbeSite {
+                        function: funcs.first().map(|f| f.to_string()),
+                        symbol: name.to_string(),
+                    });
+                }
                 if let Some(p) = problem {
                     a.stats.bad_probe_sites += 1;
                     // Name the instruction (opcode byte), not the field.

@@ -29,7 +29,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub use allowlist::Allowlist;
-pub use audit::{Audit, AuditOptions, Violation, ViolationKind, audit};
+pub use audit::{Audit, AuditOptions, ProbeSite, Violation, ViolationKind, audit};
 pub use relax::{RelaxStats, relax_gotpcrel};
 
 /// An error that stops processing (I/O failure, malformed ELF, objcopy failed).
@@ -140,15 +140,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 pub fn run(opts: &Options) -> Result<RunResult, Error> {
     let mut bytes = read_file(&opts.input)?;
     let relaxed = relax_gotpcrel(&mut bytes).map_err(|e| e.context(opts.input.display()))?;
-    let drop_got =
-        relax::got_symbol_unreferenced(&bytes).map_err(|e| e.context(opts.input.display()))?;
+    // Undefined symbols nothing refers to: gas's `_GLOBAL_OFFSET_TABLE_`
+    // (see above), and probe symbols whose only call sites `ld -r
+    // --gc-sections` dropped with an unused function (the probe wrappers
+    // of kstat/src/sdt.rs are exported, so every one reaches the link). A
+    // probe is a relocation, not a symbol: without a site there is no
+    // probe, and krtld would try to resolve the bare symbol.
+    let unreferenced = relax::unreferenced_undefined(&bytes, |n| {
+        n == relax::GOT_SYMBOL || n.starts_with(audit::PROBE_PREFIX)
+    })
+    .map_err(|e| e.context(opts.input.display()))?;
 
     let relaxed_file = TempPath::next_to(&opts.output, "relaxed");
     fs::write(&relaxed_file.0, &bytes)
         .map_err(|e| Error::new(format!("{}: {e}", relaxed_file.0.display())))?;
     let stripped = TempPath::next_to(&opts.output, "strip");
-    let strip_symbols: &[&str] = if drop_got { &[relax::GOT_SYMBOL] } else { &[] };
-    strip::strip_sections(&opts.objcopy, &relaxed_file.0, &stripped.0, strip_symbols)
+    let strip_symbols: Vec<&str> = unreferenced.iter().map(String::as_str).collect();
+    strip::strip_sections(&opts.objcopy, &relaxed_file.0, &stripped.0, &strip_symbols)
         .map_err(|e| e.context(opts.input.display()))?;
     let bytes = read_file(&stripped.0)?;
     drop((relaxed_file, stripped));
@@ -185,4 +193,24 @@ pub fn list_probes(bytes: &[u8]) -> Result<Vec<String>, Error> {
     names.sort();
     names.dedup();
     Ok(names)
+}
+
+/// Every SDT probe site of an object as `(function, probe name)`, sorted and
+/// distinct (`kmodfix --list-probe-sites`): the function is the one the sdt
+/// provider names (the sized function symbol around the call, `-` outside
+/// any), so this is the FUNCTION and NAME columns `dtrace -l -m kvm` will
+/// show.
+pub fn list_probe_sites(bytes: &[u8]) -> Result<Vec<(String, String)>, Error> {
+    let a = audit(bytes, &AuditOptions::default())?;
+    let mut sites: Vec<(String, String)> = a
+        .probe_sites
+        .iter()
+        .filter_map(|s| {
+            let probe = probe_name(&s.symbol)?;
+            Some((s.function.clone().unwrap_or_else(|| "-".to_string()), probe))
+        })
+        .collect();
+    sites.sort();
+    sites.dedup();
+    Ok(sites)
 }

@@ -10,6 +10,7 @@ const USAGE: &str = "\
 usage: kmodfix [--allowlist FILE] [--max-panic-calls N] [--max-frame BYTES] IN OUT
        kmodfix --check [--allowlist FILE] [--max-panic-calls N] [--max-frame BYTES] FILE
        kmodfix --list-probes FILE
+       kmodfix --list-probe-sites FILE
 
   IN OUT   strip .eh_frame/.llvmbc/.llvmcmd/.comment (with $OBJCOPY, default
            objcopy), relax GOTPCREL relocations, audit the result for krtld,
@@ -18,6 +19,10 @@ usage: kmodfix [--allowlist FILE] [--max-panic-calls N] [--max-frame BYTES] IN O
   --list-probes
            print the distinct SDT probe names of FILE, sorted, one per line
            (__dtrace_probe_kvm__x -> kvm-x).
+  --list-probe-sites
+           print `FUNCTION PROBE` for every SDT probe site of FILE, sorted,
+           distinct: the function DTrace shows for the probe (the sized
+           function symbol around the call; `-` if none).
   --allowlist FILE
            allowed undefined symbols (one per line, # comments, extra
            TAB-separated columns ignored); __dtrace_probe_* are always allowed.
@@ -31,6 +36,7 @@ enum Mode {
     Fix { input: PathBuf, output: PathBuf },
     Check(PathBuf),
     ListProbes(PathBuf),
+    ListProbeSites(PathBuf),
 }
 
 struct Args {
@@ -46,6 +52,7 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
     let mut max_frame = None;
     let mut check = false;
     let mut list_probes = false;
+    let mut list_sites = false;
     let mut positional = Vec::new();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
@@ -83,13 +90,32 @@ fn parse_args(args: Vec<OsString>) -> Result<Option<Args>, String> {
             }
             "--check" => check = true,
             "--list-probes" => list_probes = true,
+            "--list-probe-sites" => list_sites = true,
             "--" => positional.extend(it.by_ref()),
             f if f.starts_with('-') && f.len() > 1 => return Err(format!("unknown option {f}")),
             _ => positional.push(arg),
         }
     }
+    if [check, list_probes, list_sites]
+        .iter()
+        .filter(|&&b| b)
+        .count()
+        > 1
+    {
+        return Err("--check, --list-probes and --list-probe-sites exclude each other".into());
+    }
+    if list_sites {
+        return match positional.len() {
+            1 => Ok(Some(Args {
+                mode: Mode::ListProbeSites(positional.remove(0).into()),
+                allowlist,
+                max_panic_calls,
+                max_frame,
+            })),
+            _ => Err("expected exactly one FILE".into()),
+        };
+    }
     let mode = match (check, list_probes, positional.len()) {
-        (true, true, _) => return Err("--check and --list-probes exclude each other".into()),
         (false, true, 1) => Mode::ListProbes(positional.remove(0).into()),
         (true, false, 1) => Mode::Check(positional.remove(0).into()),
         (false, false, 2) => {
@@ -140,6 +166,14 @@ fn run(args: Args) -> Result<bool, Error> {
             let bytes = kmodfix::read_file(file)?;
             for name in kmodfix::list_probes(&bytes).map_err(|e| e.context(file.display()))? {
                 println!("{name}");
+            }
+            Ok(true)
+        }
+        Mode::ListProbeSites(file) => {
+            let bytes = kmodfix::read_file(file)?;
+            let sites = kmodfix::list_probe_sites(&bytes).map_err(|e| e.context(file.display()))?;
+            for (function, probe) in sites {
+                println!("{function} {probe}");
             }
             Ok(true)
         }

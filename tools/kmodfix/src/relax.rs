@@ -199,24 +199,41 @@ pub const GOT_SYMBOL: &str = "_GLOBAL_OFFSET_TABLE_";
 /// Whether the object has an undefined [`GOT_SYMBOL`] that no relocation
 /// names, i.e. one that can be stripped after relaxation.
 pub fn got_symbol_unreferenced(bytes: &[u8]) -> Result<bool, Error> {
+    Ok(!unreferenced_undefined(bytes, |n| n == GOT_SYMBOL)?.is_empty())
+}
+
+/// The undefined symbols selected by `select` that no relocation names
+/// (sorted, distinct), i.e. ones that can be stripped: nothing in the
+/// object uses them, but krtld would still try to resolve each.
+pub fn unreferenced_undefined(
+    bytes: &[u8],
+    select: impl Fn(&str) -> bool,
+) -> Result<Vec<String>, Error> {
     let elf = Elf::parse(bytes)?;
     let symbols = elf.symbols()?;
-    let Some(got) = symbols
-        .iter()
-        .find(|s| s.name == GOT_SYMBOL && s.is_undefined())
-    else {
-        return Ok(false);
-    };
+    let mut referenced = std::collections::BTreeSet::new();
     for rs in elf
         .sections
         .iter()
         .filter(|s| s.sh_type == SHT_RELA || s.sh_type == elf::SHT_REL)
     {
-        if elf.relocs(rs)?.iter().any(|r| r.sym as usize == got.index) {
-            return Ok(false);
+        for r in elf.relocs(rs)? {
+            referenced.insert(r.sym as usize);
         }
     }
-    Ok(true)
+    let mut names: Vec<String> = symbols
+        .iter()
+        .filter(|s| {
+            s.is_undefined()
+                && !s.name.is_empty()
+                && select(&s.name)
+                && !referenced.contains(&s.index)
+        })
+        .map(|s| s.name.clone())
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
 }
 
 #[cfg(test)]

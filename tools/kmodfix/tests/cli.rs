@@ -159,6 +159,25 @@ fn list_probes_prints_sorted_distinct_names() {
 }
 
 #[test]
+fn list_probe_sites_prints_function_and_probe() {
+    let dir = TempDir::new("cli-sites");
+    let input = assemble(
+        &dir,
+        "kvm",
+        &module(
+            "\t.text\n\t.globl\thandle_cr_kvm_cr_read\n\t.type\thandle_cr_kvm_cr_read, @function\nhandle_cr_kvm_cr_read:\n\tcall\t__dtrace_probe_kvm__cr__read\n\tnop\n\tret\n\t.size\thandle_cr_kvm_cr_read, .-handle_cr_kvm_cr_read\nq:\tcall\t__dtrace_probe_kvm__vm__entry\n\tnop\n",
+        ),
+    );
+    let o = kmodfix(&["--list-probe-sites".as_ref(), input.as_os_str()]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    // `q` is a label, not a sized function: `-`, as no function covers it.
+    assert_eq!(
+        text(&o.stdout),
+        "- kvm-vm-entry\n_fini kvm-fini\n_info kvm-init\n_init kvm-init\nhandle_cr_kvm_cr_read kvm-cr-read\n"
+    );
+}
+
+#[test]
 fn usage_errors_exit_2() {
     for args in [
         &[][..],
@@ -167,6 +186,8 @@ fn usage_errors_exit_2() {
         &["--max-panic-calls", "many", "a", "b"][..],
         &["--frobnicate", "a", "b"][..],
         &["--check", "--list-probes", "a"][..],
+        &["--list-probe-sites", "--list-probes", "a"][..],
+        &["--list-probe-sites", "a", "b"][..],
         &["--allowlist"][..],
     ] {
         let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();

@@ -512,6 +512,164 @@ vrun:
     );
 }
 
+/// A probe call left in a Rust function (inlined wrapper, or a call not
+/// routed through kstat/src/sdt.rs): DTrace would name the probe's function
+/// after the mangled symbol, with its per-build hash. Both manglings.
+#[test]
+fn probe_site_in_a_mangled_function_fails() {
+    for (tag, func) in [
+        ("v0", "_RNvMs_NtCs4fqI2P2rA04_3kvm2vmNtB4_7RunCtx5probe"),
+        ("legacy", "_ZN3kvm2vm3vmx3env5probe17h0123456789abcdefE"),
+    ] {
+        let src = module(&format!(
+            r#"
+	.text
+	.type	{func}, @function
+{func}:
+	pushq	%rbp
+	movq	%rsp, %rbp
+	call	__dtrace_probe_kvm__vexit
+	nop
+	popq	%rbp
+	ret
+	.size	{func}, .-{func}
+"#
+        ));
+        let (_dir, r, out) = fix_src(&format!("mangled-{tag}"), &src, None);
+        assert_fails_only_with(&r, &out, ViolationKind::ProbeFunction);
+        let m = messages(&r, ViolationKind::ProbeFunction);
+        assert_eq!(m.len(), 1, "{m:#?}");
+        assert!(
+            m[0].contains(func) && m[0].contains("__dtrace_probe_kvm__vexit"),
+            "{}",
+            m[0]
+        );
+        // The site itself is a proper call: only the function is wrong.
+        assert!(!r.audit.has(ViolationKind::ProbeSite));
+    }
+}
+
+/// The same call in a wrapper with a stable C name passes, and the site is
+/// attributed to it (the function DTrace will show); sites outside any
+/// sized function (the skeleton's are in `_init`/`_fini`/`_info`) are
+/// attributed to those.
+#[test]
+fn probe_site_in_a_named_wrapper_passes_and_is_attributed() {
+    let src = module(
+        r#"
+	.text
+	.globl	vmx_handle_exit
+	.type	vmx_handle_exit, @function
+vmx_handle_exit:
+	pushq	%rbp
+	movq	%rsp, %rbp
+	call	__dtrace_probe_kvm__vexit
+	nop
+	popq	%rbp
+	ret
+	.size	vmx_handle_exit, .-vmx_handle_exit
+	.type	_RNvCs0_3kvm6helper, @function
+_RNvCs0_3kvm6helper:
+	call	vmx_handle_exit
+	ret
+	.size	_RNvCs0_3kvm6helper, .-_RNvCs0_3kvm6helper
+"#,
+    );
+    let (_dir, r, out) = fix_src("wrapper", &src, None);
+    assert!(r.audit.passed(), "{:#?}", r.audit.violations);
+    assert!(out.exists());
+    let mut sites: Vec<(Option<&str>, &str)> = r
+        .audit
+        .probe_sites
+        .iter()
+        .map(|s| (s.function.as_deref(), s.symbol.as_str()))
+        .collect();
+    sites.sort();
+    assert_eq!(
+        sites,
+        [
+            (Some("_fini"), "__dtrace_probe_kvm__fini"),
+            (Some("_info"), "__dtrace_probe_kvm__init"),
+            (Some("_init"), "__dtrace_probe_kvm__init"),
+            (Some("vmx_handle_exit"), "__dtrace_probe_kvm__vexit"),
+        ]
+    );
+}
+
+/// An exported probe wrapper nothing calls (kvm_sync_page: the shadow MMU
+/// probe the port never fires) is dropped by `ld -r --gc-sections`, but ld
+/// keeps its undefined probe symbol. No relocation, so no probe: the
+/// pipeline strips the symbol, and neither `--list-probes` nor the
+/// `undefined` count sees it. Placed probes keep theirs.
+#[test]
+fn probe_symbols_of_collected_functions_are_stripped() {
+    let dir = TempDir::new("gcprobe");
+    let o = assemble(
+        &dir,
+        "gcprobe",
+        &module(
+            r#"
+	.section .text.kvm_sync_page,"ax",@progbits
+	.globl	kvm_sync_page
+	.type	kvm_sync_page, @function
+kvm_sync_page:
+	call	__dtrace_probe_kvm__mmu__sync__page
+	nop
+	ret
+	.size	kvm_sync_page, .-kvm_sync_page
+"#,
+        ),
+    );
+    let linked = dir.path("linked.o");
+    let st = Command::new("ld")
+        .args([
+            "-r",
+            "--gc-sections",
+            "-u",
+            "_init",
+            "-u",
+            "_fini",
+            "-u",
+            "_info",
+            "-o",
+        ])
+        .arg(&linked)
+        .arg(&o)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let nm = |p: &std::path::Path| {
+        String::from_utf8(Command::new("nm").arg(p).output().unwrap().stdout).unwrap()
+    };
+    // The premise: ld dropped the function and kept the bare symbol.
+    let before = nm(&linked);
+    assert!(!before.contains("kvm_sync_page\n"), "{before}");
+    assert!(
+        before.contains("U __dtrace_probe_kvm__mmu__sync__page"),
+        "{before}"
+    );
+    let (r, out) = fix(&dir, &linked, None);
+    assert!(r.audit.passed(), "{:#?}", r.audit.violations);
+    let after = nm(&out);
+    assert!(
+        !after.contains("__dtrace_probe_kvm__mmu__sync__page"),
+        "{after}"
+    );
+    assert!(after.contains("U __dtrace_probe_kvm__init"), "{after}");
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(
+        kmodfix::list_probes(&bytes).unwrap(),
+        ["kvm-fini", "kvm-init"]
+    );
+    // mod_install, mod_remove, mod_info, mod_driverops and the two probes.
+    assert!(
+        r.summary("k").contains("undefined=6,")
+            && r.summary("k").contains("sdt-probes=2 (sites=3,"),
+        "{}",
+        r.summary("k")
+    );
+}
+
 #[test]
 fn probe_referenced_as_data_fails() {
     let src = module(
