@@ -160,7 +160,7 @@ test: fmt-check clippy cargo-test kmod-test bochs-test
 # The Bochs harness (tests/bochs): the shared crates on a VMX CPU.
 KUT_SRC ?= ../shared/kvm-unit-tests
 export KUT_SRC
-bochs-test: bochs-check bochs-smoke bochs-refuse
+bochs-test: bochs-check bochs-smoke bochs-guests bochs-refuse
 	@if [ -f "$(KUT_SRC)/x86/unittests.cfg" ]; then \
 	  $(MAKE) --no-print-directory kut; \
 	else \

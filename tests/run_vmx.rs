@@ -837,3 +837,44 @@ fn irq_line_kicks_the_vms_vcpus() {
     assert_eq!(ioctl(&vm.d, vm.vmfd, Ioctl::IrqLine, BUF, &vm.p), Ok(0));
     assert_eq!(script(&vm.d).kicks, vec![(0, 0)]);
 }
+
+/// An IPI one VCPU sends through its LAPIC kicks the VCPU it reached
+/// (`__apic_accept_irq` → `kvm_vcpu_kick`): a halted AP sleeping in
+/// `kvm_vcpu_block` would otherwise never see its INIT, SIPI or NMI.
+#[test]
+fn an_ipi_kicks_the_vcpu_it_reaches_and_not_the_sender() {
+    let mut vm = Vm::new(true, false);
+    let fd1 = open(&vm.d);
+    assert_eq!(ioctl(&vm.d, fd1, Ioctl::Clone, vm.vmfd.0, &vm.p), Ok(0));
+    assert_eq!(
+        ioctl(&vm.d, fd1, Ioctl::CreateVcpu, 1, &vm.p),
+        Ok(1),
+        "KVM_CREATE_VCPU returns the VCPU id"
+    );
+    vm.protected_mode(0x1000);
+    // ICR high = destination APIC ID 1, then ICR low = NMI, physical.
+    vm.p.write(RAM + 0x1000, &[0x89, 0x03, 0x89, 0x11]); // mov [ebx],eax; mov [ecx],edx
+    let mut r = vm.regs();
+    r.rbx = 0xfee0_0310;
+    r.rax = 1 << 24;
+    r.rcx = 0xfee0_0300;
+    r.rdx = 0x0000_4400; // assert, delivery mode NMI
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xfee0_0310, 2),
+        Exit::ept(0xfee0_0300, 2),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    script(&vm.d).kicks.clear();
+    let _ = vm.run();
+    let kicks = script(&vm.d).kicks.clone();
+    assert!(kicks.contains(&(0, 1)), "VCPU 1 not kicked: {kicks:?}");
+    assert!(
+        !kicks.contains(&(0, 0)),
+        "the sender kicked itself: {kicks:?}"
+    );
+    // VCPU 1 takes the NMI at its next entry (KVM_GET_VCPU_EVENTS).
+    assert_eq!(ioctl(&vm.d, fd1, Ioctl::GetVcpuEvents, BUF, &vm.p), Ok(0));
+    let ev: kvm_vcpu_events = vm.p.get(BUF);
+    assert_eq!(ev.nmi.pending, 1);
+}

@@ -100,6 +100,10 @@ pub struct Devices<S: Services> {
     pub pio: IoBus<PioDev>,
     /// The MMIO bus.
     pub mmio: IoBus<MmioDev>,
+    /// Something was delivered to the LAPICs (an IPI, an IOAPIC or PIC
+    /// interrupt, an MSI) since the VCPU thread last looked: the other
+    /// VCPUs must be kicked (`kvm_vcpu_kick` in `__apic_accept_irq`).
+    kicks: bool,
 }
 
 impl<S: Services> Default for Devices<S> {
@@ -119,7 +123,14 @@ impl<S: Services> Devices<S> {
             pit: None,
             pio: IoBus::new(),
             mmio: IoBus::new(),
+            kicks: false,
         }
+    }
+
+    /// Whether anything reached the LAPICs since the last call (see
+    /// `kicks`); clears it.
+    pub fn take_kicks(&mut self) -> bool {
+        core::mem::take(&mut self.kicks)
     }
 
     /// `irqchip_in_kernel`.
@@ -153,6 +164,9 @@ impl<S: Services> Devices<S> {
             ret: -1,
         };
         router.set_irq(source, gsi, level, &mut chips);
+        if chips.ret > 0 {
+            self.kicks = true;
+        }
         chips.ret
     }
 
@@ -289,6 +303,7 @@ impl<S: Services> Devices<S> {
                 let icr_low = self.lapics.get_mut(src).map_or(0, |l| l.read(APIC_ICR));
                 kvm_kstat::sdt::apic_ipi(icr_low as usize, msg.dest_id as usize);
                 lapic_bus::deliver(&mut self.lapics, Some(src), &msg);
+                self.kicks = true;
             }
             LapicAction::IoapicEoi(vector) => self.ioapic_eoi(vector, TriggerMode::Level),
         }

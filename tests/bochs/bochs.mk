@@ -12,6 +12,11 @@
 #                           run one section with the host's sampling profiler
 #                           (src/profile.rs) and print where the host's
 #                           instructions go (profile.py)
+#   make bochs-guests       the host's own guests through the driver (triple
+#                           fault, unmapped GPA, unknown MSR, ports, VMX
+#                           instructions, VMCALL, HLT with IF=0; src/guests/)
+#                           and the exit-cost benchmarks: one line each
+#   make bochs-bench        just the benchmarks (bench: <name> <n> insns/op)
 #   make bochs-refuse       boot on CPU models without VMX / EPT: the host must
 #                           print the refusal of kvm_vmx::check_support
 #   make bochs-clean        remove the harness' build output
@@ -23,10 +28,16 @@
 BOCHS_DIR := tests/bochs
 KUT ?=
 
-.PHONY: bochs-smoke kut kut-list kut-profile bochs-clean bochs-check
+.PHONY: bochs-smoke bochs-guests bochs-bench kut kut-list kut-profile bochs-clean bochs-check
 
 bochs-smoke:
 	@$(BOCHS_DIR)/run.sh
+
+bochs-guests:
+	@EXPECT=guests $(BOCHS_DIR)/run.sh
+
+bochs-bench:
+	@EXPECT=bench $(BOCHS_DIR)/run.sh
 
 kut:
 	@$(BOCHS_DIR)/kut.sh run $(KUT)
@@ -41,6 +52,8 @@ kut-profile:
 
 bochs-check:
 	cd $(BOCHS_DIR) && $(CARGO) fmt -- --check
+	@if command -v python3 >/dev/null; then python3 $(BOCHS_DIR)/src/guests/asm/gen.py --check; \
+	  else echo "bochs-check: no python3: src/guests/code.rs not checked against asm/*.S"; fi
 	cd $(BOCHS_DIR) && $(CARGO) clippy --quiet --release --target x86_64-unknown-linux-gnu -- -D warnings
 
 bochs-clean:

@@ -38,11 +38,16 @@ ensure_bochs() {
 # the following blocks in order (see rom/rom.S), which it does for 1-16 MiB.
 ram_image() {
   local host="$1" out="$2" image="${PAYLOAD_IMAGE:-}"
+  # PAYLOAD_MODE=guests|bench (the host's own guests) needs the header but
+  # no image.
+  case "${PAYLOAD_MODE:-}" in
+    guests|bench) [ -n "$image" ] || image=/dev/null ;;
+  esac
   if [ -z "$image" ]; then
     echo "$host"
     return 0
   fi
-  [ -f "$image" ] || { echo "payload image $image not found" >&2; return 1; }
+  [ -f "$image" ] || [ "$image" = /dev/null ] || { echo "payload image $image not found" >&2; return 1; }
   local window=$((0x800000 - 0x100000)) size
   [ "$(stat -c %s "$host")" -le "$window" ] || { echo "host image larger than 7 MiB" >&2; return 1; }
   size=$(stat -c %s "$image")

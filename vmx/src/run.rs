@@ -210,6 +210,11 @@ pub trait RunEnv: ExitEnv + GuestEntry {
     fn take_nmi(&mut self) -> bool {
         false
     }
+    /// `kvm_vcpu_kick` of the VCPUs an exit's side effects reached (an IPI
+    /// sent by a LAPIC write, an interrupt routed through the IOAPIC): the
+    /// C's `__apic_accept_irq` kicked its target; here the VCPU thread
+    /// kicks once the exit is handled, outside the devices' lock.
+    fn deliver_kicks(&mut self) {}
 }
 
 /// Arm (or disarm) the VMX-preemption timer for the next entry as the
@@ -402,7 +407,9 @@ fn enter_guest<V: Vmcs, E: RunEnv>(vcpu: &mut VmxVcpu, v: &mut V, env: &mut E) -
     env.guest_exit();
     env.preempt_enable();
     env.sync_from_vapic();
-    match handle_exit(vcpu, v, env) {
+    let outcome = handle_exit(vcpu, v, env);
+    env.deliver_kicks();
+    match outcome {
         ExitOutcome::Resume => Step::Again,
         ExitOutcome::Userspace => Step::Userspace,
     }
@@ -503,6 +510,7 @@ fn vcpu_loop<V: Vmcs, E: RunEnv>(
         vcpu.requests.clear(Request::PendingTimer);
         if env.has_pending_timer() {
             env.inject_pending_timer_irqs();
+            env.deliver_kicks();
         }
         if userspace_wants_irq_window(vcpu, v, env) {
             vcpu.exit = Some(UserExit::Intr);

@@ -507,10 +507,7 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
     fn cpuid(&mut self, function: u32, index: u32) -> Option<CpuidResult> {
         const EDX_APIC: u32 = 1 << 9;
         let mut r = super::cpuid_lookup(self.core, function, index)?;
-        if function == 1
-            && r.edx & EDX_APIC != 0
-            && self.lapic(|l| l.hw_enabled()) == Some(false)
-        {
+        if function == 1 && r.edx & EDX_APIC != 0 && self.lapic(|l| l.hw_enabled()) == Some(false) {
             r.edx &= !EDX_APIC;
         }
         Some(r)
@@ -1032,6 +1029,21 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
 
     fn take_nmi(&mut self) -> bool {
         self.lapic(|l| l.take_nmi()).unwrap_or(false)
+    }
+
+    fn deliver_kicks(&mut self) {
+        let shared = self.core.shared();
+        let vcpus = {
+            let mut d = shared.devices().lock();
+            if !d.take_kicks() {
+                return;
+            }
+            d.lapic_of.len()
+        };
+        let me = self.core.index();
+        for i in (0..vcpus as u32).filter(|i| *i != me) {
+            self.host.kick(shared.id(), i);
+        }
     }
 }
 

@@ -18,6 +18,7 @@ mod console;
 mod cpu;
 mod descriptors;
 mod elf32;
+mod guests;
 mod heap;
 mod io;
 mod mem;
@@ -119,6 +120,13 @@ extern "C" fn kmain(multiboot_magic: u32, multiboot_info: u32) -> ! {
     if let Some(p) = payload.as_ref().filter(|p| p.mode == "kut") {
         // A kvm-unit-tests run: the VMM runs the guest, nothing else.
         run_kut(p, arenas);
+    }
+    if let Some(p) = payload
+        .as_ref()
+        .filter(|p| p.mode == "guests" || p.mode == "bench")
+    {
+        // The harness' own guests and benchmarks (guests/mod.rs).
+        guests::run(p.mode, arenas.guest_ram);
     }
     let smoke = vmx_smoke::run(&vmx, &support, vmx_smoke::Program::Hello);
     let fault = vmx_smoke::run(&vmx, &support, vmx_smoke::Program::TripleFault);

@@ -26,7 +26,9 @@ pub struct Payload {
     pub file: &'static str,
     pub smp: u32,
     pub args: &'static str,
-    /// `smoke` (bring the VM up only) or `kut` (run the guest).
+    /// `smoke` (bring the VM up only), `kut` (run the guest), `guests`
+    /// (the harness' own guests and benchmarks, `guests/mod.rs`; no
+    /// image) or `bench` (the benchmarks only).
     pub mode: &'static str,
     /// Instruction (TSC tick) budget for the guest run; 0: none.
     pub max_insns: u64,

@@ -702,10 +702,13 @@ fn run_loop<X: Seam>(
     // One host CPU: the VCPUs take turns, each KVM_RUN interrupted after a
     // time slice (the VMX host reports it as a pending signal).
     let mut turn = 0usize;
+    crate::platform::vmx_host::set_yield_on_block(vcpus.len() > 1);
     let stop = loop {
-        let Some(vcpu) = vcpus.get(turn % vcpus.len().max(1)) else {
+        let index = turn % vcpus.len().max(1);
+        let Some(vcpu) = vcpus.get(index) else {
             break Stop::RunError(Errno::EINVAL);
         };
+        crate::platform::vmx_host::set_current_vcpu(index as u32);
         turn = turn.wrapping_add(1);
         if budget != 0 && crate::clock::now().wrapping_sub(start) > budget {
             println!("vmm: the guest ran out of its budget of {budget} instructions");
@@ -815,10 +818,14 @@ fn run_loop<X: Seam>(
     stop
 }
 
-/// KVM_GET_REGS/SREGS of a stopped VCPU, for the log.
+/// KVM_GET_REGS/SREGS/MP_STATE of a stopped VCPU, for the log.
 fn dump<X: Seam>(d: &BareDriver<X>, fd: Dev) -> u64 {
     let mut regs = kvm_regs::default();
     let mut sregs = kvm_sregs::default();
+    let mut mp = kvm_mp_state { mp_state: 0 };
+    if ioctl(d, fd, Ioctl::GetMpState, addr_mut(&mut mp)).is_ok() {
+        println!("vmm: mp_state {}", mp.mp_state);
+    }
     if ioctl(d, fd, Ioctl::GetRegs, addr_mut(&mut regs)).is_ok() {
         println!(
             "vmm: rip {:#x} rsp {:#x} rflags {:#x} rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x}",

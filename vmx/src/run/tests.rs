@@ -123,6 +123,9 @@ impl RunEnv for FakeEnv {
     fn preemption_timer(&mut self) -> Option<u32> {
         self.run.preemption_timer
     }
+    fn deliver_kicks(&mut self) {
+        self.run.log.push("deliver_kicks");
+    }
     fn take_nmi(&mut self) -> bool {
         let had = self.run.lapic_nmis > 0;
         self.run.lapic_nmis = self.run.lapic_nmis.saturating_sub(1);
@@ -293,6 +296,7 @@ fn preemption_and_interrupts_bracket_the_entry() {
             "smt_release",
             "sti",
             "preempt_enable",
+            "deliver_kicks",
         ]
     );
     // The host CR0 is refreshed before each entry.
@@ -687,4 +691,20 @@ fn lapic_nmi_is_injected_at_the_next_entry() {
     assert!(injected, "no NMI injected");
     assert_eq!(r.vcpu.stats.nmi_injections, 1);
     assert_eq!(r.env.run.lapic_nmis, 0);
+}
+
+/// The kicks an exit's side effects queued go out after every handled
+/// exit, in-kernel or for user space (`__apic_accept_irq`'s kick).
+#[test]
+fn kicks_are_delivered_after_each_exit() {
+    let mut r = setup(vec![ex(ExitReason::Cpuid, 2, 0), out_exit()]);
+    assert_eq!(r.run(RunInput::default()).0, Ok(()));
+    let n = r
+        .env
+        .run
+        .log
+        .iter()
+        .filter(|e| **e == "deliver_kicks")
+        .count();
+    assert_eq!(n, 2);
 }

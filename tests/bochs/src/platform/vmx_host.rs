@@ -18,7 +18,7 @@ extern crate alloc;
 
 use alloc::boxed::Box;
 use core::arch::asm;
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use ::kvm::vm::vmx::{HostPage, LoadState, VmxHost};
 use kvm_ioctl::{Errno, VmId};
@@ -94,6 +94,24 @@ impl Drop for VmxPage {
 /// the VMM's time slice, reported to the run loop as a pending signal, as
 /// QEMU's SIG_IPI/SIGALRM would interrupt a VCPU thread.
 static SLICE_END: AtomicU64 = AtomicU64::new(0);
+
+/// Whether a blocking VCPU gives up its slice (several VCPUs share the CPU).
+static YIELD_ON_BLOCK: AtomicBool = AtomicBool::new(false);
+/// ... unless a device deadline is due within this many ns (200 us).
+const YIELD_UNLESS_DUE_NS: u64 = 200_000;
+
+/// The VCPU index whose KVM_RUN is running (for `kick`).
+static CURRENT_VCPU: AtomicU32 = AtomicU32::new(0);
+
+/// The VMM is about to run VCPU `index`.
+pub fn set_current_vcpu(index: u32) {
+    CURRENT_VCPU.store(index, Ordering::Relaxed);
+}
+
+/// Several VCPUs take turns on this CPU: a halted one yields.
+pub fn set_yield_on_block(on: bool) {
+    YIELD_ON_BLOCK.store(on, Ordering::Relaxed);
+}
 
 /// Makes `signal_pending` true from TSC `tsc` on (0: never).
 pub fn set_slice_end(tsc: u64) {
@@ -439,25 +457,44 @@ impl VmxHost for BareVmxHost {
         // Wait for the wake condition or the next device deadline, firing
         // due device timers; give the CPU back to the VMM (other VCPUs)
         // when nothing here can wake us or the time slice is over.
+        // With several VCPUs on this one CPU, a VCPU with nothing due soon
+        // ends its slice, as a halted VCPU thread would sleep and let the
+        // others run (one that spins would delay the IPI that wakes it).
         loop {
             if wake() || slice_over() {
                 return;
             }
-            let Some(deadline) = super::services::next_deadline() else {
-                return;
-            };
+            let deadline = super::services::next_deadline();
             let now = clock::ticks_to_ns(clock::now());
-            if now >= deadline {
+            if let Some(d) = deadline
+                && now >= d
+            {
                 super::services::fire_due(now);
                 if wake() {
                     return;
                 }
                 continue;
             }
+            let far = deadline.is_none_or(|d| d - now > YIELD_UNLESS_DUE_NS);
+            if far && YIELD_ON_BLOCK.load(Ordering::Relaxed) {
+                SLICE_END.store(cpu::rdtsc().max(1), Ordering::Relaxed);
+                return;
+            }
+            if deadline.is_none() {
+                return;
+            }
             core::hint::spin_loop();
         }
     }
-    fn kick(&self, _vm: VmId, _vcpu: u32) {}
+    /// `kvm_vcpu_kick`: the kicked VCPU runs on this same CPU only when
+    /// the current one gives it back, so a kick of another VCPU (an IPI,
+    /// an NMI, an interrupt routed to it) ends the current slice, as the
+    /// target would run at once on a CPU of its own.
+    fn kick(&self, _vm: VmId, vcpu: u32) {
+        if YIELD_ON_BLOCK.load(Ordering::Relaxed) && CURRENT_VCPU.load(Ordering::Relaxed) != vcpu {
+            SLICE_END.store(cpu::rdtsc().max(1), Ordering::Relaxed);
+        }
+    }
     fn host_nmi(&self) {}
 
     fn fpu_alloc(&self) -> Result<Box<FxArea>, Errno> {
