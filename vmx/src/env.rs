@@ -109,6 +109,13 @@ pub enum Probe {
         vpid: u16,
         gva: u64,
     },
+    /// `kvm-vcpu-run`: a decision point of `__vcpu_run`, told apart by
+    /// `line` (of vmx/src/run.rs); `r` is the loop's result there, `None`
+    /// where the C passed the VCPU instead.
+    VcpuRun {
+        line: u32,
+        r: Option<i32>,
+    },
 }
 
 /// Where probes go; the default drops them.

@@ -501,6 +501,15 @@ fn vcpu_loop<V: Vmcs, E: RunEnv>(
                 }
             }
         }
+        let r = match step {
+            Step::Again => 1,
+            Step::Userspace => 0,
+            Step::Error(e) => -e,
+        };
+        env.probe(Probe::VcpuRun {
+            line: line!(),
+            r: Some(r),
+        });
         match step {
             Step::Again => {}
             Step::Userspace => return Ok(()),
@@ -509,15 +518,27 @@ fn vcpu_loop<V: Vmcs, E: RunEnv>(
         }
         vcpu.requests.clear(Request::PendingTimer);
         if env.has_pending_timer() {
+            env.probe(Probe::VcpuRun {
+                line: line!(),
+                r: None,
+            });
             env.inject_pending_timer_irqs();
             env.deliver_kicks();
         }
         if userspace_wants_irq_window(vcpu, v, env) {
+            env.probe(Probe::VcpuRun {
+                line: line!(),
+                r: None,
+            });
             vcpu.exit = Some(UserExit::Intr);
             vcpu.stats.request_irq_exits = vcpu.stats.request_irq_exits.wrapping_add(1);
             return Err(RunError::Interrupted);
         }
         if env.signal_pending() {
+            env.probe(Probe::VcpuRun {
+                line: line!(),
+                r: None,
+            });
             vcpu.exit = Some(UserExit::Intr);
             vcpu.stats.signal_exits = vcpu.stats.signal_exits.wrapping_add(1);
             return Err(RunError::Interrupted);
@@ -538,6 +559,10 @@ pub fn vcpu_run<V: Vmcs, E: RunEnv>(
     input: &RunInput,
 ) -> (Result<(), RunError>, RunOutput) {
     let r = vcpu_run_inner(vcpu, v, env, input);
+    env.probe(Probe::VcpuRun {
+        line: line!(),
+        r: None,
+    });
     (r, post_run(vcpu, v, env))
 }
 

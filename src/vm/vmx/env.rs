@@ -4,7 +4,9 @@
 //! of `vcpu_enter_guest`/`__vcpu_run` (kvm_x86.c) that are not VMX.
 
 use kvm_mmu::fault::{EptViolation, FaultOutcome};
-use kvm_mmu::walker::{CpuFeatures as WalkFeatures, PagingContext};
+use kvm_mmu::walker::{
+    self, Access as WalkAccess, AccessKind, CpuFeatures as WalkFeatures, PagingContext, Privilege,
+};
 use kvm_vmx::cpu::CpuidResult;
 use kvm_vmx::cr;
 use kvm_vmx::entry::{EntryResult, GuestEntry};
@@ -302,7 +304,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 match mmio {
                     _ if self.st.string_pio.is_some() => pio_exit,
                     Some(m) => Emulation::Mmio(m),
-                    None => Emulation::Failed,
+                    None => self.emulation_failed(vcpu, v, c"pio/mmio"),
                 }
             }
             Ok(Outcome::Exception(e)) => {
@@ -320,8 +322,44 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                     Emulation::Done
                 }
             }
-            Err(_) => Emulation::Failed,
+            Err(_) => self.emulation_failed(vcpu, v, c"emulate"),
         }
+    }
+
+    /// `kvm_report_emulation_failure`: what failed, the guest RIP and the
+    /// instruction bytes go to the VCPU's event ring (`::kvm_ringbuf_entry`)
+    /// before the exit reports the failure.
+    fn emulation_failed(
+        &mut self,
+        vcpu: &VmxVcpu,
+        v: &dyn Vmcs,
+        context: &'static core::ffi::CStr,
+    ) -> Emulation {
+        let rip = v.read(guest::RIP);
+        let linear = v.read(guest::CS_BASE).wrapping_add(rip);
+        let paging = Self::paging_context(vcpu, v);
+        let access = WalkAccess {
+            kind: AccessKind::Fetch,
+            privilege: Privilege::Supervisor {
+                smap_override: false,
+            },
+        };
+        let mut insn = [0u8; 8];
+        {
+            let mut mmu = self.core.shared().mmu().lock();
+            if let Ok(t) = walker::translate(&mut *mmu, &paging, linear, access) {
+                let _ = mmu.read_guest(t.gpa, &mut insn);
+            }
+        }
+        let (cpu, thread, tsc) = (
+            self.host.cpu_id(),
+            self.host.thread_id(),
+            self.host.host_tsc(),
+        );
+        self.core
+            .debug
+            .record_emulation_failure(cpu, thread, tsc, context, rip, insn);
+        Emulation::Failed
     }
 
     fn lapic<R>(
@@ -456,6 +494,13 @@ impl<S: Services, H: VmxHost> ProbeSink for RunCtx<'_, S, H> {
             Probe::VmxVmclear { pa } => sdt::vmx_vmclear(u(pa)),
             Probe::VmxInvept { eptp, gpa } => sdt::vmx_invept(u(eptp), u(gpa)),
             Probe::VmxInvvpid { vpid, gva } => sdt::vmx_invvpid(usize::from(vpid), u(gva)),
+            Probe::VcpuRun { line, r } => {
+                let arg = match r {
+                    Some(r) => r as isize as usize,
+                    None => self.core as *const VcpuCore<S> as usize,
+                };
+                sdt::vcpu_run(c"vmx/src/run.rs", line, arg)
+            }
         }
     }
 }

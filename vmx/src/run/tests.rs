@@ -708,3 +708,32 @@ fn kicks_are_delivered_after_each_exit() {
         .count();
     assert_eq!(n, 2);
 }
+
+/// `kvm-vcpu-run` fires at `__vcpu_run`'s decision points: after every
+/// pass with its result (1: loop, 0: user space), and once more on the way
+/// out with the VCPU (kvm_x86.c:3532ff).
+#[test]
+fn vcpu_run_probe_marks_each_pass_and_the_exit() {
+    let mut r = setup(vec![ex(ExitReason::Cpuid, 2, 0), out_exit()]);
+    assert_eq!(r.run(RunInput::default()).0, Ok(()));
+    let runs: Vec<Option<i32>> = r
+        .env
+        .probes
+        .iter()
+        .filter_map(|p| match p {
+            Probe::VcpuRun { r, .. } => Some(*r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(runs, vec![Some(1), Some(0), None]);
+    let lines: std::collections::BTreeSet<u32> = r
+        .env
+        .probes
+        .iter()
+        .filter_map(|p| match p {
+            Probe::VcpuRun { line, .. } => Some(*line),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(lines.len(), 2, "the pass and the exit are different sites");
+}
