@@ -42,9 +42,10 @@ const PAGE: u64 = 4096;
 /// Where QEMU puts things (pc.c / the multiboot loader).
 const TSS_ADDR: u64 = 0xfeff_d000;
 const IDENTITY_MAP_ADDR: u64 = 0xfeff_c000;
-/// Guest-physical addresses of the multiboot info and command line.
-const MBI_GPA: u64 = 0x9000;
-const CMDLINE_GPA: u64 = 0x9400;
+/// The multiboot info and command line go in the page after the image's
+/// last PT_LOAD byte (as QEMU's loader appends them to the kernel): a fixed
+/// low address overwrote realmode.flat's code, which runs up to 0x9xxx.
+const MBI_SIZE: u64 = 0x400;
 const CMDLINE_MAX: usize = 0xc00;
 
 /// Guest RAM the VMM "mmap"ed: `size` bytes at host address `hva`.
@@ -243,10 +244,10 @@ fn segment(selector: u16, ty: u8) -> kvm_segment {
 
 /// The multiboot entry state (QEMU's multiboot option ROM): 32-bit flat
 /// protected mode, paging off, EAX = magic, EBX = multiboot info.
-fn entry_state(entry: u32) -> (kvm_regs, kvm_sregs) {
+fn entry_state(entry: u32, mbi_gpa: u64) -> (kvm_regs, kvm_sregs) {
     let regs = kvm_regs {
         rax: 0x2bad_b002,
-        rbx: MBI_GPA,
+        rbx: mbi_gpa,
         rip: u64::from(entry),
         rflags: 2,
         ..Default::default()
@@ -282,9 +283,21 @@ fn entry_state(entry: u32) -> (kvm_regs, kvm_sregs) {
 
 /// Copies the image's PT_LOAD segments to guest RAM and writes the
 /// multiboot info and command line (`<file> <args>`, as QEMU's loader
-/// passes `-kernel` and `-append`). Returns the entry point.
-fn load(ram: GuestRam, payload: &Payload) -> Result<u32, Failed> {
+/// passes `-kernel` and `-append`). Returns the entry point and the
+/// multiboot info's address.
+fn load(ram: GuestRam, payload: &Payload) -> Result<(u32, u64), Failed> {
     let image = elf32::parse(payload.image).map_err(|_| failed("payload is not an ELF32 image"))?;
+    let image_end = image
+        .segments()
+        .iter()
+        .map(|s| u64::from(s.paddr).saturating_add(u64::from(s.memsz)))
+        .max()
+        .unwrap_or(0);
+    let mbi_gpa = image_end.div_ceil(PAGE) * PAGE;
+    let cmdline_gpa = mbi_gpa + MBI_SIZE;
+    if cmdline_gpa + CMDLINE_MAX as u64 > ram.size || mbi_gpa > u64::from(u32::MAX) {
+        return Err(failed("no room for the multiboot info after the image"));
+    }
     for seg in image.segments() {
         let (paddr, filesz, memsz) = (
             u64::from(seg.paddr),
@@ -330,19 +343,19 @@ fn load(ram: GuestRam, payload: &Payload) -> Result<u32, Failed> {
     mbi[0] = 0x1 | 0x4 | 0x8;
     mbi[1] = 639;
     mbi[2] = ((ram.size - 0x10_0000) / 1024) as u32;
-    mbi[4] = CMDLINE_GPA as u32;
+    mbi[4] = cmdline_gpa as u32;
     mbi[5] = 0;
     mbi[6] = 0;
-    // SAFETY: both fit in the first page of guest RAM past 0x9000.
+    // SAFETY: both fit in guest RAM (checked above), past the image.
     unsafe {
         core::ptr::copy_nonoverlapping(
             mbi.as_ptr().cast::<u8>(),
-            (ram.hva + MBI_GPA) as usize as *mut u8,
+            (ram.hva + mbi_gpa) as usize as *mut u8,
             core::mem::size_of_val(&mbi),
         );
         core::ptr::copy_nonoverlapping(
             cmdline.as_ptr(),
-            (ram.hva + CMDLINE_GPA) as usize as *mut u8,
+            (ram.hva + cmdline_gpa) as usize as *mut u8,
             CMDLINE_MAX,
         );
     }
@@ -351,11 +364,11 @@ fn load(ram: GuestRam, payload: &Payload) -> Result<u32, Failed> {
         print!(" [{:#x}+{:#x}]", seg.paddr, seg.memsz);
     }
     println!(
-        "; multiboot info at {MBI_GPA:#x}, mem_upper {} KiB, cmdline '{}'",
+        "; multiboot info at {mbi_gpa:#x}, mem_upper {} KiB, cmdline '{}'",
         mbi[2],
         core::str::from_utf8(cmdline.get(..n).unwrap_or(&[])).unwrap_or("?")
     );
-    Ok(image.entry)
+    Ok((image.entry, mbi_gpa))
 }
 
 /// One VCPU as the VMM holds it: its fd and its mapped `kvm_run`.
@@ -436,6 +449,7 @@ pub fn run<X: Seam>(
     };
     must(d, vmfd, Ioctl::CreatePit2, addr(&pit))?;
     must(d, vmfd, Ioctl::CreateIrqchip, 0)?;
+    firmware_pic_setup(d, vmfd)?;
     let routes = qemu_routes();
     let mut buf = buffer(8 + 48 * routes.len());
     put(&mut buf, 0, &(routes.len() as u32));
@@ -537,8 +551,8 @@ pub fn run<X: Seam>(
         let mut lapic = buffer(1024);
         must(d, fd, Ioctl::GetLapic, lapic.as_mut_ptr() as u64)?;
         must(d, fd, Ioctl::SetLapic, lapic.as_ptr() as u64)?;
-        if let (0, Some(entry)) = (i, entry) {
-            let (regs, sregs) = entry_state(entry);
+        if let (0, Some((entry, mbi_gpa))) = (i, entry) {
+            let (regs, sregs) = entry_state(entry, mbi_gpa);
             // The register ioctls are the VMX seam's: ENOTSUP without it.
             let r = ioctl(d, fd, Ioctl::SetSregs, addr(&sregs));
             let r2 = ioctl(d, fd, Ioctl::SetRegs, addr(&regs));
@@ -571,7 +585,7 @@ pub fn run<X: Seam>(
     if vm.vcpus.is_empty() {
         return Err(failed("no VCPU"));
     }
-    report.stop = run_loop(d, &vm.vcpus, smp, ram, budget, &mut report);
+    report.stop = run_loop(d, vm.sys, &vm.vcpus, smp, ram, budget, &mut report);
     Ok(report)
 }
 
@@ -655,6 +669,39 @@ impl Pc {
     }
 }
 
+/// What SeaBIOS leaves in the PIC pair before QEMU's multiboot loader
+/// starts the guest (`pic_setup`: ICW1-4 with the master at vector 0x08
+/// and the slave at 0x70), with only the cascade and IRQ 11 (the line
+/// pc-testdev's port 0x200b drives, realmode.flat's `sti inhibit` test)
+/// unmasked: there is no BIOS here, and an initialized PIC is part of the
+/// machine the tests were written for.
+fn firmware_pic_setup<X: Seam>(d: &BareDriver<X>, vmfd: Dev) -> Result<(), Failed> {
+    for (chip, base, imr) in [(0u32, 0x08u8, 0xfbu8), (1, 0x70, 0xf7)] {
+        let mut c = kvm_irqchip {
+            chip_id: chip,
+            pad: 0,
+            chip: kvm_irqchip_chip { dummy: [0; 512] },
+        };
+        must(d, vmfd, Ioctl::GetIrqchip, addr_mut(&mut c))?;
+        // SAFETY: chips 0 and 1 are the PICs: the union holds a pic state.
+        let mut pic = unsafe { c.chip.pic };
+        pic.irq_base = base;
+        pic.imr = imr;
+        pic.init_state = 0;
+        pic.init4 = 1;
+        c.chip.pic = pic;
+        must(d, vmfd, Ioctl::SetIrqchip, addr(&c))?;
+    }
+    println!(
+        "vmm: PIC pair initialized as SeaBIOS leaves it (bases 0x08/0x70, IRQ 2 and 11 unmasked)"
+    );
+    Ok(())
+}
+
+/// pc-testdev's IRQ ports: a write of `level` to 0x2000 + n drives ISA
+/// IRQ n (QEMU hw/misc/pc-testdev.c `test_irq_line`).
+const TESTDEV_IRQ_PORTS: core::ops::RangeInclusive<u16> = 0x2000..=0x2017;
+
 /// Lets a pending host interrupt (the slice timer) in: one instruction
 /// with IF=1 (the timer vector has a handler that EOIs; any other vector
 /// reports and stops the host).
@@ -676,6 +723,9 @@ pub fn interrupts_close() {
     unsafe { core::arch::asm!("cli", options(nomem, nostack)) };
 }
 
+/// The slice of a VCPU that runs because another one kicked it.
+const KICKED_SLICE_TICKS: u64 = 4_000;
+
 /// A VCPU's time slice in TSC ticks (= instructions under Bochs): 10 ms
 /// at Bochs' 50 M "Hz".
 const SLICE_TICKS: u64 = 500_000;
@@ -684,6 +734,7 @@ const SLICE_TICKS: u64 = 500_000;
 /// (= instructions under Bochs; 0: no limit) pass.
 fn run_loop<X: Seam>(
     d: &BareDriver<X>,
+    vmfd: Dev,
     vcpus: &[VcpuFd],
     smp: u32,
     ram: GuestRam,
@@ -704,12 +755,19 @@ fn run_loop<X: Seam>(
     let mut turn = 0usize;
     crate::platform::vmx_host::set_yield_on_block(vcpus.len() > 1);
     let stop = loop {
-        let index = turn % vcpus.len().max(1);
+        // A VCPU another one kicked (an IPI, an NMI) runs next, briefly:
+        // on real CPUs it would handle the event while the sender goes on.
+        let (index, slice) = match crate::platform::vmx_host::take_kicked() {
+            Some(k) if (k as usize) < vcpus.len() => (k as usize, KICKED_SLICE_TICKS),
+            _ => {
+                turn = turn.wrapping_add(1);
+                (turn.wrapping_sub(1) % vcpus.len().max(1), SLICE_TICKS)
+            }
+        };
         let Some(vcpu) = vcpus.get(index) else {
             break Stop::RunError(Errno::EINVAL);
         };
         crate::platform::vmx_host::set_current_vcpu(index as u32);
-        turn = turn.wrapping_add(1);
         if budget != 0 && crate::clock::now().wrapping_sub(start) > budget {
             println!("vmm: the guest ran out of its budget of {budget} instructions");
             for (i, v) in vcpus.iter().enumerate() {
@@ -725,7 +783,7 @@ fn run_loop<X: Seam>(
         // A guest that never exits is stopped by the host's LAPIC timer
         // at the end of the slice (external-interrupt exiting); the host
         // takes that interrupt in the windows around KVM_RUN.
-        crate::platform::vmx_host::set_slice_end(crate::clock::now() + SLICE_TICKS);
+        crate::platform::vmx_host::set_slice_end(crate::clock::now() + slice);
         let r = if crate::profile::active() {
             // The profiler's timer (every few thousand ticks) also ends a
             // spinning guest's slice; interrupts are open in the driver
@@ -737,7 +795,7 @@ fn run_loop<X: Seam>(
             crate::profile::in_run(false);
             r
         } else {
-            crate::timer::arm_after(SLICE_TICKS);
+            crate::timer::arm_after(slice);
             interrupt_window();
             let r = d.ioctl(vcpu.fd, Ioctl::Run.cmd() as i32, 0, LP64, &mut HostUser);
             interrupt_window();
@@ -775,7 +833,17 @@ fn run_loop<X: Seam>(
                     let mut v = [0u8; 4];
                     // SAFETY: as above.
                     unsafe { core::ptr::copy_nonoverlapping(p, v.as_mut_ptr(), size) };
-                    code = code.or(pc.port_out(io.port, u32::from_le_bytes(v), report));
+                    let value = u32::from_le_bytes(v);
+                    if TESTDEV_IRQ_PORTS.contains(&io.port) {
+                        let line = kvm_irq_level {
+                            u: kvm_irq_level_u {
+                                irq: u32::from(io.port - 0x2000),
+                            },
+                            level: value & 1,
+                        };
+                        let _ = ioctl(d, vmfd, Ioctl::IrqLine, addr(&line));
+                    }
+                    code = code.or(pc.port_out(io.port, value, report));
                 } else {
                     let v = pc.port_in(io.port, io.size).to_le_bytes();
                     // SAFETY: as above.

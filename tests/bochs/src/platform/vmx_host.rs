@@ -100,6 +100,20 @@ static YIELD_ON_BLOCK: AtomicBool = AtomicBool::new(false);
 /// ... unless a device deadline is due within this many ns (200 us).
 const YIELD_UNLESS_DUE_NS: u64 = 200_000;
 
+/// VCPUs kicked since the VMM last looked (bit per index).
+static KICKED: AtomicU32 = AtomicU32::new(0);
+
+/// The lowest kicked VCPU index, cleared (the VMM runs it next).
+pub fn take_kicked() -> Option<u32> {
+    let k = KICKED.load(Ordering::Relaxed);
+    if k == 0 {
+        return None;
+    }
+    let i = k.trailing_zeros();
+    KICKED.fetch_and(!(1 << i), Ordering::Relaxed);
+    Some(i)
+}
+
 /// The VCPU index whose KVM_RUN is running (for `kick`).
 static CURRENT_VCPU: AtomicU32 = AtomicU32::new(0);
 
@@ -493,6 +507,9 @@ impl VmxHost for BareVmxHost {
     fn kick(&self, _vm: VmId, vcpu: u32) {
         if YIELD_ON_BLOCK.load(Ordering::Relaxed) && CURRENT_VCPU.load(Ordering::Relaxed) != vcpu {
             SLICE_END.store(cpu::rdtsc().max(1), Ordering::Relaxed);
+            if let Some(bit) = 1u32.checked_shl(vcpu) {
+                KICKED.fetch_or(bit, Ordering::Relaxed);
+            }
         }
     }
     fn host_nmi(&self) {}
