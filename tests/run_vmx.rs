@@ -878,3 +878,38 @@ fn an_ipi_kicks_the_vcpu_it_reaches_and_not_the_sender() {
     let ev: kvm_vcpu_events = vm.p.get(BUF);
     assert_eq!(ev.nmi.pending, 1);
 }
+
+/// CMPSB with both operands in MMIO reads twice: each read goes to user
+/// space in turn and the re-executed instruction finds the earlier answer
+/// (kvm-unit-tests' emulator.flat `repe cmpsb` on pc-testdev's iomem
+/// looped forever when only the last answer was kept).
+#[test]
+fn an_instruction_reading_mmio_twice_completes_after_two_answers() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.p.write(RAM + 0x1000, &[0xa6]); // cmpsb [esi], es:[edi]
+    let mut r = vm.regs();
+    r.rsi = 0xd000_0000;
+    r.rdi = 0xd000_0010;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xd000_0000, 1),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    let mut reads = Vec::new();
+    for answer in [0x42u8, 0x42] {
+        assert_eq!(vm.run(), Ok(0));
+        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
+        assert_eq!(vm.run[52], 0, "a read");
+        reads.push(vm.u64_at(32));
+        vm.run[40] = answer;
+    }
+    assert_eq!(reads, vec![0xd000_0000, 0xd000_0010]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    let e = vm.entries();
+    let last = e.last().unwrap();
+    assert_eq!(last.rip, 0x1001, "CMPSB completed");
+    assert_eq!((last.regs.rsi, last.regs.rdi), (0xd000_0001, 0xd000_0011));
+    assert_ne!(vm.regs().rflags & 0x40, 0, "equal bytes: ZF set");
+}

@@ -17,6 +17,17 @@
 # its ioctl dispatcher as QEMU does and runs the image. KUT_JOBS (2) runs
 # in parallel, KUT_TIMEOUT (30 s of wall clock) and KUT_MAX_INSNS
 # (300M guest+host instructions, checked between KVM_RUN calls) per run, KUT_MEGS (160) of Bochs RAM.
+#
+# Expectations (kut-expect.txt, one line per section):
+#   <name> | <PASS|XFAIL|FAIL|SKIP> | <options> | <expected FAIL lines> | <reason>
+# options: budget=<insns> smp=<n> timeout=<s> (override the defaults for
+# that test, with the reason saying why); expected FAIL lines: `;`-separated
+# substrings of the test's own "FAIL:" lines that an XFAIL test may print.
+# After the run the guard compares: a PASS test that does not pass, an
+# XFAIL test with an unexpected FAIL line or that did not finish, or a SKIP
+# test that fails is a regression; `kut.sh run` then exits 1 (so does
+# `make test`). Tests doing better than expected are reported, not failed.
+# KUT_EXPECT=none turns the guard off.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
@@ -122,12 +133,72 @@ image_for() {
   echo "$KUT_BUILD/$tree/x86/$1"
 }
 
+EXPECT_FILE="${KUT_EXPECT:-$here/kut-expect.txt}"
+
+# expect_field NAME N: field N (1-based, `|`-separated, trimmed) of NAME's
+# line in the expectations file; empty if none.
+expect_field() {
+  [ -f "$EXPECT_FILE" ] || return 0
+  awk -F'|' -v name="$1" -v n="$2" '
+    /^[ \t]*#/ || NF < 2 { next }
+    { k = $1; gsub(/^[ \t]+|[ \t]+$/, "", k) }
+    k == name { v = $n; gsub(/^[ \t]+|[ \t]+$/, "", v); print v; exit }' "$EXPECT_FILE"
+}
+
+# option VALUE-LIST KEY: the value of KEY=... in a space-separated list.
+option() {
+  local kv
+  for kv in $1; do
+    case "$kv" in "$2="*) echo "${kv#*=}"; return 0 ;; esac
+  done
+}
+
+# guard NAME: compare NAME's result with its expectation; prints a
+# "# kut-guard:" line and returns 1 on a regression.
+guard() {
+  local name="$1" line status expect xfails log unexpected=0 l pat ok
+  IFS=$'\t' read -r line _ < "$KUT_BUILD/runs/$name/result" || return 1
+  status="$(echo "$line" | cut -d' ' -f3)"
+  expect="$(expect_field "$name" 2)"
+  xfails="$(expect_field "$name" 4)"
+  log="$KUT_BUILD/runs/$name/e9.log"
+  case "$expect" in
+    "") echo "# kut-guard: $name: no expectation in $(basename "$EXPECT_FILE") (got $status)" >&2; return 0 ;;
+    PASS) [ "$status" = PASS ] && return 0 ;;
+    SKIP) case "$status" in SKIP) return 0 ;; PASS) echo "# kut-guard: $name: better than expected (SKIP): PASS" >&2; return 0 ;; esac ;;
+    FAIL) [ "$status" = PASS ] && echo "# kut-guard: $name: better than expected (FAIL): PASS" >&2; return 0 ;;
+    XFAIL)
+      if [ "$status" = PASS ]; then
+        echo "# kut-guard: $name: better than expected (XFAIL): PASS" >&2; return 0
+      fi
+      # It must have run to the end (isa-debug-exit) and failed only where
+      # expected.
+      if grep -q '^kut-exit: status ' "$log" 2>/dev/null; then
+        while IFS= read -r l; do
+          ok=0
+          IFS=';' read -ra pats <<< "$xfails"
+          for pat in "${pats[@]}"; do
+            pat="$(echo "$pat" | sed 's/^ *//; s/ *$//')"
+            [ -n "$pat" ] && case "$l" in *"$pat"*) ok=1 ;; esac
+          done
+          [ "$ok" = 1 ] || { unexpected=1; echo "# kut-guard: $name: unexpected ${l#com1: }" >&2; }
+        done < <(grep '^com1: FAIL:' "$log" || true)
+        [ "$unexpected" = 0 ] && return 0
+      fi ;;
+  esac
+  echo "# kut-guard: $name: REGRESSION: expected $expect, got $status" >&2
+  return 1
+}
+
 # run_one NAME FILE SMP ARCH ARGS: one Bochs run of the test host with the
 # image as payload (mode=kut: the host's VMM runs it through the driver's
 # ioctl dispatcher). Writes "<kut line>\t<reason>" to $KUT_BUILD/runs/NAME/result.
 run_one() {
   local name="$1" file="$2" smp="$3" arch="$4" args="$5"
-  local dir="$KUT_BUILD/runs/$name" image status reason pass fail skip line
+  local dir="$KUT_BUILD/runs/$name" image status reason pass fail skip line opts
+  opts="$(expect_field "$name" 3)"
+  local budget="${KUT_MAX_INSNS:-$(option "$opts" budget)}" timeout="${KUT_TIMEOUT:-$(option "$opts" timeout)}"
+  smp="$(option "$opts" smp || true)"; smp="${smp:-$3}"
   rm -rf "$dir"; mkdir -p "$dir"
   image="$(image_for "$file" "$arch")"
   if [ ! -f "$image" ]; then
@@ -139,8 +210,8 @@ run_one() {
     # lib.sh's bochs_run reads exit statuses itself (Bochs exits 1).
     set +e
     export PAYLOAD_IMAGE="$image" PAYLOAD_NAME="$name" PAYLOAD_SMP="$smp" \
-      PAYLOAD_ARGS="$args" PAYLOAD_MODE=kut PAYLOAD_X2APIC="${KUT_X2APIC:-1}" PAYLOAD_PROFILE="${KUT_PROFILE:-0}" PAYLOAD_MAX_INSNS="${KUT_MAX_INSNS:-300000000}" MEGS="${KUT_MEGS:-160}" \
-      TIMEOUT="${KUT_TIMEOUT:-30}"
+      PAYLOAD_ARGS="$args" PAYLOAD_MODE=kut PAYLOAD_X2APIC="${KUT_X2APIC:-1}" PAYLOAD_PROFILE="${KUT_PROFILE:-0}" PAYLOAD_MAX_INSNS="${budget:-300000000}" MEGS="${KUT_MEGS:-160}" \
+      TIMEOUT="${timeout:-30}"
     bochs_run "$BOCHS_OUT/host.bin" "$BOCHS_OUT/rom.bin" "$BOCHS_OUT/vga-dummy.bin" "$dir"
     echo "$BOCHS_RC $BOCHS_INSNS $BOCHS_SHUTDOWN $BOCHS_WALL" > "$dir/bochs.status"
   )
@@ -166,7 +237,7 @@ run_one() {
   elif grep -q '^kut-error: ' "$log"; then
     reason="$(sed -n 's/^kut-error: //p' "$log" | head -n 1)"
   elif [ "$rc" = 124 ]; then
-    reason="timeout after ${KUT_TIMEOUT:-30}s (Bochs wall clock; the guest ran without returning to the VMM)"
+    reason="timeout after ${timeout:-30}s of Bochs wall clock"
   elif grep -q '^RESULT: FAIL' "$log"; then
     reason="host: $(sed -n 's/^RESULT: FAIL: //p' "$log" | head -n 1)"
   else
@@ -219,6 +290,16 @@ do_run() {
     esac
   done
   echo "# kut: $n tests in $((SECONDS - start))s: $npass passed, $nfail failed, $nskip skipped; results in $KUT_BUILD/results.txt, logs in $KUT_BUILD/runs/<name>/e9.log" >&2
+  [ "${KUT_EXPECT:-}" = none ] && return 0
+  local regressions=0
+  for name in "${names[@]}"; do
+    guard "$name" || regressions=$((regressions + 1))
+  done
+  if [ "$regressions" != 0 ]; then
+    echo "# kut-guard: $regressions regression(s) against $(basename "$EXPECT_FILE")" >&2
+    return 1
+  fi
+  echo "# kut-guard: every test as expected ($(basename "$EXPECT_FILE"))" >&2
 }
 
 case "${1:-run}" in

@@ -18,13 +18,28 @@ use super::super::irqchip::MmioDev;
 use super::super::services::{Services, SharedPages};
 use super::super::vm::VmShared;
 
-/// An MMIO read user space answered (`vcpu->mmio_data`): served once to the
+/// An MMIO read user space answered (`vcpu->mmio_data`), served to the
 /// re-executed instruction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MmioAnswer {
     pub gpa: u64,
     pub len: u32,
     pub data: [u8; 8],
+}
+
+/// How many answered MMIO reads one instruction may need (CMPS: 2).
+pub const MMIO_ANSWERS: usize = 4;
+
+/// Keep `a` among `answers`, dropping the oldest when full.
+pub fn keep_answer(answers: &mut [Option<MmioAnswer>; MMIO_ANSWERS], a: MmioAnswer) {
+    if let Some(slot) = answers.iter_mut().find(|s| s.is_none()) {
+        *slot = Some(a);
+        return;
+    }
+    answers.rotate_left(1);
+    if let Some(last) = answers.last_mut() {
+        *last = Some(a);
+    }
 }
 
 /// The ops of one emulation.
@@ -39,7 +54,12 @@ pub struct Ops<'a, S: Services> {
     /// one write is queued).
     pub mmio: Option<MmioExit>,
     /// A completed MMIO read.
-    pub answer: Option<MmioAnswer>,
+    /// The MMIO reads user space answered for the instruction being
+    /// emulated: an instruction that reads MMIO twice (CMPS with both
+    /// operands in MMIO) goes to user space once per read, and each
+    /// re-execution finds the earlier answers here (Linux's
+    /// `read_emulated` cache; kvm-unit-tests' emulator.flat `repe cmpsb`).
+    pub answers: [Option<MmioAnswer>; MMIO_ANSWERS],
     /// The PIO data page (OUTS data for user space).
     pub pio_page: &'a mut [u8],
     /// OUTS elements queued for user space: port, size, count.
@@ -168,11 +188,12 @@ impl<S: Services> Ops<'_, S> {
     }
 
     fn phys_read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), OpError> {
-        if let Some(a) = self.answer
-            && a.gpa == gpa
-            && a.len as usize == buf.len()
+        if let Some(a) = self
+            .answers
+            .iter()
+            .flatten()
+            .find(|a| a.gpa == gpa && a.len as usize == buf.len())
         {
-            self.answer = None;
             for (d, s) in buf.iter_mut().zip(a.data.iter()) {
                 *d = *s;
             }

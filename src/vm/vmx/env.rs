@@ -65,7 +65,11 @@ pub struct EnvState<H: VmxHost> {
     pub vmcs: H::Vmcs,
     pub fpu: H::Fpu,
     pub msrs: MsrState,
-    pub mmio_answer: Option<MmioAnswer>,
+    /// The MMIO read that went to user space, answered by the next
+    /// `KVM_RUN` (`complete_mmio_read`).
+    pub mmio_pending: Option<MmioAnswer>,
+    /// Answered MMIO reads of the instruction being emulated.
+    pub mmio_answers: [Option<MmioAnswer>; super::emul::MMIO_ANSWERS],
     /// The guest FPU is loaded on this CPU (`hma_fpu_start_guest` done).
     pub fpu_loaded: bool,
     /// The VMCS layout of `vmx_vcpu_setup` (pages, VPID), for resets.
@@ -201,7 +205,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
         let cr4 = (v.read(guest::CR4) & owned) | (v.read(control::CR4_READ_SHADOW) & !owned);
         let paging = Self::paging_context(vcpu, v);
         let shared = self.core.shared().clone();
-        let (outcome, mmio, answer) = {
+        let (outcome, mmio) = {
             let mut ops = Ops {
                 shared: &shared,
                 vcpu_index: self.core.index(),
@@ -210,7 +214,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 cpl: ((v.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3) as u8,
                 cr: [cr0, 0, vcpu.cr3, 0, cr4],
                 mmio: None,
-                answer: self.st.mmio_answer.take(),
+                answers: self.st.mmio_answers,
                 pio_page: &mut *self.pio,
                 pio_out: None,
                 pio_in: self.st.pio_in_answer.take(),
@@ -237,9 +241,13 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             };
             self.st.pio_in_answer = ops.pio_in;
             self.st.string_pio = pio;
-            (o, ops.mmio, ops.answer)
+            (o, ops.mmio)
         };
-        self.st.mmio_answer = answer;
+        // The answers serve this instruction until it completes: kept
+        // while it waits for another MMIO read, dropped otherwise.
+        if !matches!(mmio, Some(m) if !m.is_write) || !matches!(outcome, Ok(Outcome::IoNeeded)) {
+            self.st.mmio_answers = [None; super::emul::MMIO_ANSWERS];
+        }
         // The carrier of a string-I/O exit: kvm-vmx's `Emulation` has no PIO
         // variant, so an MMIO "write" of nothing goes up and `RealVmx::run`
         // turns it into the `KVM_EXIT_IO` (see `finish_string_pio`).
@@ -1040,8 +1048,9 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
     }
 
     fn complete_mmio_read(&mut self, data: &[u8; 8]) {
-        if let Some(a) = self.st.mmio_answer.as_mut() {
+        if let Some(mut a) = self.st.mmio_pending.take() {
             a.data = *data;
+            super::emul::keep_answer(&mut self.st.mmio_answers, a);
         }
     }
 
@@ -1096,7 +1105,7 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
 /// instruction (`vcpu->mmio_phys_addr`, `mmio_size`).
 pub fn remember_mmio_read<H: VmxHost>(st: &mut EnvState<H>, m: &MmioExit) {
     if !m.is_write {
-        st.mmio_answer = Some(MmioAnswer {
+        st.mmio_pending = Some(MmioAnswer {
             gpa: m.phys_addr,
             len: m.len,
             data: [0; 8],

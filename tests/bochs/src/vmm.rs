@@ -597,7 +597,17 @@ struct Pc {
     fw_cfg_off: u32,
     line: [u8; 256],
     line_len: usize,
+    /// pc-testdev's "iomem": RAM behind MMIO exits (kvm-unit-tests'
+    /// IORAM_BASE_PHYS, what emulator.flat runs its instructions on).
+    ioram: Vec<u8>,
+    /// pc-testdev's I/O port 0xe0-0xe3: reads give the last value written
+    /// (emulator.flat's string I/O tests).
+    testdev_port: u32,
 }
+
+/// pc-testdev's iomem window (QEMU hw/misc/pc-testdev.c, IOMEM_LEN).
+const IORAM_BASE: u64 = 0xff00_0000;
+const IORAM_LEN: usize = 0x1_0000;
 
 impl Pc {
     fn fw_cfg_item(&self) -> u64 {
@@ -640,6 +650,7 @@ impl Pc {
     fn port_in(&mut self, port: u16, size: u8) -> u32 {
         match port {
             0x3fd => 0x60, // LSR: transmitter empty
+            0xe0..=0xe3 => self.testdev_port,
             0x3f8..=0x3ff => 0,
             0x511 => {
                 let v = (self.fw_cfg_item() >> (8 * self.fw_cfg_off.min(7))) as u8;
@@ -663,6 +674,7 @@ impl Pc {
                 self.fw_cfg_off = 0;
             }
             0xf4 => return Some(value),
+            0xe0..=0xe3 => self.testdev_port = value,
             _ => {}
         }
         None
@@ -749,6 +761,8 @@ fn run_loop<X: Seam>(
         fw_cfg_off: 0,
         line: [0; 256],
         line_len: 0,
+        ioram: vec![0; IORAM_LEN],
+        testdev_port: 0,
     };
     // One host CPU: the VCPUs take turns, each KVM_RUN interrupted after a
     // time slice (the VMX host reports it as a pending signal).
@@ -857,8 +871,18 @@ fn run_loop<X: Seam>(
             report.mmio_exits += 1;
             // SAFETY: the union member of KVM_EXIT_MMIO.
             let mmio = unsafe { &mut run.u.mmio };
-            if mmio.is_write == 0 {
-                mmio.data = [0xff; 8];
+            let len = (mmio.len as usize).min(8);
+            let off = mmio.phys_addr.wrapping_sub(IORAM_BASE) as usize;
+            match pc.ioram.get_mut(off..off.saturating_add(len)) {
+                Some(cells) if mmio.phys_addr >= IORAM_BASE => {
+                    if mmio.is_write != 0 {
+                        cells.iter_mut().zip(mmio.data).for_each(|(c, b)| *c = b);
+                    } else {
+                        mmio.data.iter_mut().zip(cells).for_each(|(b, c)| *b = *c);
+                    }
+                }
+                _ if mmio.is_write == 0 => mmio.data = [0xff; 8],
+                _ => {}
             }
         } else if reason == ExitReason::Intr as u32 || reason == ExitReason::IrqWindowOpen as u32 {
             continue;
