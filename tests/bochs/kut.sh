@@ -247,6 +247,16 @@ run_one() {
   printf '%s\t%s (%ss)\n' "$line" "$reason" "$wall" > "$dir/result"
 }
 
+# sections, the ones with the largest budget (kut-expect.txt) first, so
+# the long runs overlap the many short ones.
+sections_longest_first() {
+  local name file smp arch args params b
+  sections | while IFS=$'\037' read -r name file smp arch args params; do
+    b="$(option "$(expect_field "$name" 3)" budget || true)"
+    printf '%s\037%s\037%s\037%s\037%s\037%s\037%s\n' "${b:-300000000}" "$name" "$file" "$smp" "$arch" "$args" "$params"
+  done | sort -t$'\037' -k1,1nr -s | cut -d$'\037' -f2-
+}
+
 do_run() {
   local only="${1:-}" found=0 n=0 jobs="${KUT_JOBS:-2}" running=0
   do_build
@@ -273,7 +283,7 @@ do_run() {
     fi
     run_one "$name" "$file" "$smp" "$arch" "$args" < /dev/null &
     running=$((running + 1))
-  done < <(sections)
+  done < <(sections_longest_first)
   wait || true
   [ "$found" = 1 ] || die "no test ran"
   local npass=0 nfail=0 nskip=0 name line reason

@@ -42,6 +42,12 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
         if r != ApicReg::IcrLow && data >> 32 != 0 {
             return Err(GeneralProtection);
         }
+        // SELF IPI: only the vector (bits 7:0); the rest is reserved and
+        // a write of 1 to it faults (SDM vol. 3 §11.12.11; kvm-unit-tests'
+        // msr.flat checks it).
+        if r == ApicReg::SelfIpi && data & !0xff != 0 {
+            return Err(GeneralProtection);
+        }
         if r == ApicReg::IcrLow {
             self.set_reg(ApicReg::IcrHigh, (data >> 32) as u32);
         }

@@ -879,7 +879,11 @@ fn lapic_x2apic_icr_is_one_64_bit_register_with_32_bit_destination() {
 fn lapic_x2apic_self_ipi_sends_vector_to_self() {
     let (mut v, _) = lapics(2);
     x2(&mut v[0]);
-    let a = v[0].x2apic_msr_write(0x83f, 0x1_0077);
+    // Bits 31:8 are reserved: #GP, nothing sent.
+    for bad in [0x1_0077u64, 0x100, 0xff00_0000] {
+        assert_eq!(v[0].x2apic_msr_write(0x83f, bad), Err(GeneralProtection));
+    }
+    let a = v[0].x2apic_msr_write(0x83f, 0x77);
     let Ok(LapicAction::SendIpi(m)) = a else {
         panic!("no IPI")
     };
