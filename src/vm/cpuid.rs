@@ -80,6 +80,15 @@ pub const F_RDTSCP: u32 = bit(27);
 /// AES.
 pub const WORD4: u32 =
     bit(0) | bit(9) | bit(13) | bit(19) | bit(20) | bit(21) | bit(22) | bit(23) | bit(25);
+/// CPUID.(EAX=7,ECX=0):EBX: the structured extended features a guest may
+/// use without the VMM's help: FSGSBASE BMI1 SMEP BMI2 ERMS RDSEED ADX
+/// SMAP CLFLUSHOPT. The C driver passed the host's leaf 7 through
+/// unfiltered, offering features nothing virtualises (TSC_ADJUST's MSR,
+/// INVPCID without its VM-execution control, TSX, MPX, AVX2/AVX-512
+/// without XSAVE); kvm-unit-tests' tsc_adjust #GPs on it.
+pub const LEAF7_EBX: u32 =
+    bit(0) | bit(3) | bit(7) | bit(8) | bit(9) | bit(18) | bit(19) | bit(20) | bit(23);
+
 /// X2APIC (1:ECX), always set: the LAPIC model emulates it.
 pub const F_X2APIC: u32 = bit(21);
 
@@ -213,6 +222,15 @@ fn do_cpuid_ent(
                 sub += 1;
             }
         }
+        7 => {
+            // Sub-leaf 0 only (EAX = 0: no more sub-leaves), filtered.
+            if let Some(e) = t.get(i) {
+                e.eax = 0;
+                e.ebx &= LEAF7_EBX;
+                e.ecx = 0;
+                e.edx = 0;
+            }
+        }
         0xa => {
             // Architectural performance monitoring: the C driver passed the
             // host's leaf through, but no PMU MSR is virtualised (RDMSR of
@@ -303,6 +321,7 @@ mod tests {
         m.insert((4, 0), r(0x121, 1, 2, 3));
         m.insert((4, 1), r(0x122, 1, 2, 3));
         m.insert((4, 2), r(0, 0, 0, 0));
+        m.insert((7, 0), r(2, 0xffff_ffff, 0xffff_ffff, 0xffff_ffff));
         m.insert((0xb, 0), r(1, 2, 0x100, 0));
         m.insert((0xb, 1), r(4, 8, 0x201, 0));
         m.insert((0x8000_0000, 0), r(0x8000_0008, 0, 0, 0));
@@ -333,6 +352,12 @@ mod tests {
         let ext1 = out[..n].iter().find(|e| e.function == 0x8000_0001).unwrap();
         assert_eq!(ext1.edx, WORD1 | F_NX, "NX from EFER; no VMX: no GB/RDTSCP");
         assert_eq!(ext1.ecx, WORD6);
+        let l7 = out[..n].iter().find(|e| e.function == 7).unwrap();
+        assert_eq!((l7.eax, l7.ecx, l7.edx), (0, 0, 0));
+        assert_eq!(l7.ebx & (1 << 1), 0, "no TSC_ADJUST (no IA32_TSC_ADJUST MSR)");
+        assert_eq!(l7.ebx & (1 << 10), 0, "no INVPCID");
+        assert_eq!(l7.ebx & (1 << 5), 0, "no AVX2 without XSAVE");
+        assert_ne!(l7.ebx & (1 << 7), 0, "SMEP is the guest's own");
     }
 
     #[test]

@@ -309,6 +309,7 @@ const AR_TYPE_BUSY_64_TSS: u32 = 11;
 /// driver loads: LME cleared outside long mode).
 pub fn set_efer(vcpu: &mut VmxVcpu, v: &mut impl Vmcs, efer: u64) -> u64 {
     vcpu.efer = efer;
+    setup_msrs(vcpu);
     let ia32e = EntryControls::IA32E_MODE_GUEST.bits();
     if efer & EFER_LMA != 0 {
         v.set_bits(control::VMENTRY_CONTROLS, ia32e);
@@ -317,6 +318,16 @@ pub fn set_efer(vcpu: &mut VmxVcpu, v: &mut impl Vmcs, efer: u64) -> u64 {
         v.clear_bits(control::VMENTRY_CONTROLS, ia32e);
         efer & !EFER_LME
     }
+}
+
+/// `setup_msrs`: which shared MSRs the guest's mode needs switched before
+/// entry (EFER with the guest's SCE/NX as `update_transition_efer` wants,
+/// the SYSCALL MSRs in long mode). Without it the guest ran on the host's
+/// EFER and SYSCALL MSRs (kvm-unit-tests' syscall: #UD after EFER.SCE=1).
+pub fn setup_msrs(vcpu: &mut VmxVcpu) {
+    let long_mode = vcpu.efer & EFER_LMA != 0;
+    let (rdtscp, efer, host_efer) = (vcpu.rdtscp_enabled, vcpu.efer, vcpu.host_efer);
+    vcpu.guest_msrs.setup(long_mode, rdtscp, efer, host_efer);
 }
 
 /// `enter_lmode`: CR0.PG set with EFER.LME; TR must be a busy 64-bit TSS.
@@ -335,6 +346,7 @@ pub fn enter_long_mode(vcpu: &mut VmxVcpu, v: &mut impl Vmcs) -> u64 {
 /// `exit_lmode`: CR0.PG cleared.
 pub fn exit_long_mode(vcpu: &mut VmxVcpu, v: &mut impl Vmcs) {
     vcpu.efer &= !EFER_LMA;
+    setup_msrs(vcpu);
     v.clear_bits(
         control::VMENTRY_CONTROLS,
         EntryControls::IA32E_MODE_GUEST.bits(),
@@ -469,6 +481,45 @@ mod tests {
 
     fn vcpu() -> VmxVcpu {
         VmxVcpu::new(VmcsConfig::probe(&skylake()).unwrap())
+    }
+
+    /// `setup_msrs` runs on every EFER change: a long-mode guest with
+    /// SCE gets its EFER (SCE set, the host's NX kept) and its SYSCALL
+    /// MSRs switched in; back out of long mode only EFER is.
+    #[test]
+    fn efer_changes_select_the_shared_msrs_to_switch() {
+        use crate::host::{MSR_EFER, MSR_LSTAR, MSR_STAR, SHARED_MSRS};
+        use std::vec;
+        use std::vec::Vec;
+        let mut c = vcpu();
+        c.guest_msrs = crate::host::GuestMsrs::new(|_| true);
+        c.host_efer = EFER_NXE | EFER_LMA | EFER_LME; // host: long mode, NX, no SCE
+        let mut v = FakeVmcs::new();
+        set_efer(&mut c, &mut v, EFER_SCE | EFER_LME | EFER_LMA);
+        let active: Vec<u32> = c
+            .guest_msrs
+            .active()
+            .iter()
+            .map(|m| SHARED_MSRS[usize::from(m.slot)])
+            .collect();
+        assert!(active.contains(&MSR_EFER) && active.contains(&MSR_LSTAR));
+        assert!(active.contains(&MSR_STAR), "SCE set: STAR switched");
+        let efer = c
+            .guest_msrs
+            .active()
+            .iter()
+            .find(|m| SHARED_MSRS[usize::from(m.slot)] == MSR_EFER)
+            .unwrap();
+        assert_ne!(efer.data & EFER_SCE, 0, "the guest's SCE reaches the CPU");
+        assert_ne!(efer.data & EFER_NXE, 0, "NX stays the host's");
+        exit_long_mode(&mut c, &mut v);
+        let active: Vec<u32> = c
+            .guest_msrs
+            .active()
+            .iter()
+            .map(|m| SHARED_MSRS[usize::from(m.slot)])
+            .collect();
+        assert_eq!(active, vec![MSR_EFER]);
     }
 
     #[test]

@@ -432,6 +432,9 @@ pub struct VmxVcpu {
     /// "Activate VMX-preemption timer" is set in this VMCS's pin-based
     /// controls (see `RunEnv::preemption_timer`).
     pub preemption_timer_on: bool,
+    /// The host's IA32_EFER (`host_efer`, read at VCPU creation): the bits
+    /// of the guest's EFER that need not switch keep the host's values.
+    pub host_efer: u64,
 }
 
 impl VmxVcpu {
@@ -471,6 +474,7 @@ impl VmxVcpu {
             host_switch: crate::host::HostSwitch::default(),
             rdtscp_enabled: false,
             preemption_timer_on: false,
+            host_efer: 0,
         }
     }
 }

@@ -1044,6 +1044,7 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
         vcpu.events = kvm_vmx::inject::EventQueue::default();
         vcpu.cr3 = 0;
         vcpu.efer = 0;
+        kvm_vmx::state::setup_msrs(vcpu);
         Ok(())
     }
 

@@ -574,6 +574,8 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
         vcpu.ept_root = root;
         vcpu.mp_state = mp_to_vmx(core.mp_state());
         vcpu.guest_msrs = kvm_vmx::host::GuestMsrs::new(|m| self.host.rdmsr_safe(m).is_some());
+        vcpu.host_efer = self.host.rdmsr_safe(kvm_vmx::host::MSR_EFER).unwrap_or(0);
+        kvm_vmx::state::setup_msrs(&mut vcpu);
         let mut vmcs = self.host.vmcs(&region);
         // The host records this VMCS's context switches and loads/clears
         // into the VCPU's event ring (`::kvm_ringbuf_entry`).
