@@ -492,10 +492,9 @@ pub fn cpuid_update(v: &mut impl Vmcs, cfg: &VmcsConfig, guest_has_rdtscp: bool)
         return false;
     }
     let rdtscp = SecondaryControls::ENABLE_RDTSCP.bits();
-    if v.read32(control::SECONDARY_PROCBASED_EXEC_CONTROLS) & rdtscp == 0 {
-        return false;
-    }
     if guest_has_rdtscp {
+        // Back on after a CPUID table without it (KVM_SET_CPUID2 again).
+        v.set_bits(control::SECONDARY_PROCBASED_EXEC_CONTROLS, rdtscp);
         true
     } else {
         v.clear_bits(control::SECONDARY_PROCBASED_EXEC_CONTROLS, rdtscp);
@@ -801,7 +800,13 @@ mod tests {
             v.get(control::SECONDARY_PROCBASED_EXEC_CONTROLS).unwrap() & (1 << 3),
             0
         );
-        assert!(!cpuid_update(&mut v, &cfg, true), "stays off once off");
+        // A later KVM_SET_CPUID2 with RDTSCP turns it back on (the C left
+        // it off for good once a table without RDTSCP had been seen).
+        assert!(cpuid_update(&mut v, &cfg, true));
+        assert_ne!(
+            v.get(control::SECONDARY_PROCBASED_EXEC_CONTROLS).unwrap() & (1 << 3),
+            0
+        );
     }
 
     #[test]

@@ -115,6 +115,8 @@ pub struct RealVcpu<H: VmxHost> {
     st: Box<EnvState<H>>,
     /// The counters as last copied into the kstat.
     reported: [u64; 15],
+    /// The guest-CPUID RDTSCP setting last applied to the VMCS.
+    rdtscp_applied: Option<bool>,
 }
 
 impl<H: VmxHost> RealVcpu<H> {
@@ -409,7 +411,17 @@ impl<H: VmxHost> RealVmx<H> {
             rv.vcpu.events.nmi_pending = true;
             core.events.nmi_pending = false;
         }
+        // `vmx_cpuid_update` (the C ran it from KVM_SET_CPUID2): RDTSCP and
+        // IA32_TSC_AUX exist for the guest when its CPUID says so.
+        let rdtscp = cpuid_lookup(core, 0x8000_0001, 0).is_some_and(|e| e.edx & (1 << 27) != 0);
+        let st_rdtscp = rv.rdtscp_applied;
+        rv.rdtscp_applied = Some(rdtscp);
         let (r, out) = self.with_env(core, rv, |vcpu, v, env| {
+            if st_rdtscp != Some(rdtscp) {
+                let cfg = vcpu.config;
+                vcpu.rdtscp_enabled = setup::cpuid_update(v, &cfg, rdtscp);
+                kvm_vmx::state::setup_msrs(vcpu);
+            }
             let res = vcpu_run(vcpu, v, env, &input);
             if env.st.fpu_loaded {
                 env.host.fpu_stop_guest(&mut env.st.fpu);
@@ -619,6 +631,7 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
             region,
             st,
             reported: [0; 15],
+            rdtscp_applied: None,
         })
     }
 
