@@ -913,3 +913,31 @@ fn an_instruction_reading_mmio_twice_completes_after_two_answers() {
     assert_eq!((last.regs.rsi, last.regs.rdi), (0xd000_0001, 0xd000_0011));
     assert_ne!(vm.regs().rflags & 0x40, 0, "equal bytes: ZF set");
 }
+
+/// WRMSR IA32_APIC_BASE with an address bit at or above MAXPHYADDR (36
+/// without CPUID leaf 80000008H) is #GP (SDM vol. 3 §11.4.4; apic.flat's
+/// "apicbase: reserved physaddr bits"); below it the LAPIC takes it.
+#[test]
+fn apic_base_above_maxphyaddr_is_gp() {
+    let mut vm = Vm::new(true, false);
+    vm.protected_mode(0x1000);
+    vm.exits(vec![
+        Exit::new(ExitReason::MsrWrite, 2, 0).with(|r, _| {
+            r.rcx = 0x1b;
+            r.rax = 0xfee0_0900;
+            r.rdx = 1 << (36 - 32);
+        }),
+        Exit::new(ExitReason::MsrWrite, 2, 0).with(|r, _| {
+            r.rcx = 0x1b;
+            r.rax = 0xfee0_0900;
+            r.rdx = 0;
+        }),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    let _ = vm.run(); // ends in HLT (blocks: EINTR from the fake)
+    let e = vm.entries();
+    assert_eq!(e[1].injected, 0x8000_0b0d, "#GP(0)");
+    assert_eq!(e[1].rip, 0x1000, "RIP not advanced");
+    assert_eq!(e[2].injected & (1 << 31), 0, "the valid base is accepted");
+    assert_eq!(e[2].rip, 0x1002);
+}

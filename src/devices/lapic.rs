@@ -879,6 +879,12 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
     /// from TSC-deadline disarms the timer (SDM §11.5.4.1).
     fn write_lvt(&mut self, l: Lvt, val: u32) {
         let old_mode = self.timer_mode();
+        let now = self.clock.now_ns();
+        let count_before = if l == Lvt::Timer {
+            self.current_count(now)
+        } else {
+            0
+        };
         let mut v = val & l.writable(self.cfg.tsc_deadline);
         if !self.sw_enabled() {
             v |= LVT_MASKED;
@@ -897,12 +903,24 @@ impl<C: Clock, T: Timer> Lapic<C, T> {
                     ..TimerState::default()
                 };
                 self.timer.cancel();
-            } else if old_mode != new_mode {
-                // One-shot ↔ periodic: same countdown, new reload behaviour.
-                if self.timer_state.period != 0 {
+            } else if old_mode != new_mode && self.timer_state.period != 0 {
+                // One-shot ↔ periodic: the count goes on from where it is
+                // (not reset to TMICT); a count that already reached zero
+                // stays there until TMICT is written (SDM §11.5.4;
+                // kvm-unit-tests' apic.flat test_apic_change_mode).
+                if count_before == 0 {
+                    self.timer_state.period = 0;
+                    self.timer.cancel();
+                } else {
+                    let initial = u64::from(self.reg(ApicReg::InitialCount));
+                    let done = initial
+                        .saturating_sub(u64::from(count_before))
+                        .saturating_mul(self.tick_ns());
+                    self.timer_state.start = now.saturating_sub(done);
                     self.timer_state.period = self.timer_period();
+                    self.timer_state.next_expiry = 1;
+                    self.rearm();
                 }
-                self.rearm();
             }
         }
     }

@@ -1338,3 +1338,37 @@ fn cpu_pending_timer_is_pit_backlog_on_bsp_or_lapic_backlog() {
         "backlog behind the IRR bit"
     );
 }
+
+/// SDM vol. 3 §11.5.4 as kvm-unit-tests' apic.flat `test_apic_change_mode`
+/// checks it: a mode change (one-shot ↔ periodic) does not restart the
+/// count; a one-shot count that reached zero stays at zero in periodic
+/// mode until TMICT is written again.
+#[test]
+fn lapic_timer_mode_change_keeps_the_count() {
+    let (mut l, clk) = lapic(0);
+    l.write(0x3e0, 0xb); // divide by 1
+    l.write(0x320, 0x30); // one-shot
+    l.write(0x380, 1000);
+    clk.set(T0 + 600);
+    let before = l.read(0x390);
+    assert!(before < 500, "{before}");
+    l.write(0x320, 0x30 | (1 << 17)); // periodic
+    assert_eq!(l.read(0x390), before, "not reset to TMICT");
+    clk.set(T0 + 1000);
+    let _ = l.on_timer(clk.get());
+    clk.set(T0 + 1100);
+    assert!(l.read(0x390) > 500, "reloaded from TMICT in periodic mode");
+    // Back to one-shot mid-count: counts down to zero and stays there.
+    l.write(0x320, 0x30);
+    clk.set(T0 + 2000);
+    let _ = l.on_timer(clk.get());
+    clk.set(T0 + 2500);
+    assert_eq!(l.read(0x390), 0, "one-shot reached zero");
+    // Now periodic with the count at zero: it stays at zero.
+    l.write(0x320, 0x30 | (1 << 17));
+    assert_eq!(l.read(0x390), 0, "stays at zero");
+    clk.set(T0 + 3100);
+    assert_eq!(l.read(0x390), 0, "still zero: no TMICT write");
+    l.write(0x380, 1000);
+    assert_eq!(l.read(0x390), 1000, "a TMICT write restarts it");
+}

@@ -202,7 +202,14 @@ impl MsrState {
             }
             MSR_APIC_BASE => {
                 // `kvm_set_apic_base`: the LAPIC applies the enable and
-                // x2APIC (EXTD) bits with the SDM's #GP rules (§11.12.5).
+                // x2APIC (EXTD) bits with the SDM's #GP rules (§11.12.5);
+                // a base at or above the guest's MAXPHYADDR (CPUID
+                // 80000008H:EAX[7:0], 36 without the leaf) is reserved.
+                let maxphyaddr = super::cpuid_lookup(core, 0x8000_0008, 0)
+                    .map_or(36, |e| (e.eax & 0xff).clamp(32, 52));
+                if data >> maxphyaddr != 0 {
+                    return Err(Fault::Gp(0));
+                }
                 match core.with_lapic(|l| l.set_apic_base(data)) {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return Err(Fault::Gp(0)),
