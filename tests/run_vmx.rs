@@ -941,3 +941,62 @@ fn apic_base_above_maxphyaddr_is_gp() {
     assert_eq!(e[2].injected & (1 << 31), 0, "the valid base is accepted");
     assert_eq!(e[2].rip, 0x1002);
 }
+
+/// SSE moves to and from MMIO (kvm-unit-tests' emulator.flat test_sse on
+/// pc-testdev's iomem): the XMM register comes from the guest's FXSAVE
+/// image, and the 16 bytes cross to user space as two 8-byte
+/// KVM_EXIT_MMIO fragments, the second before the guest runs again.
+#[test]
+fn sse_moves_to_and_from_mmio_go_out_in_two_fragments() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    let mut s = vm.sregs();
+    s.cr4 |= 0x200; // OSFXSR
+    vm.set_sregs(&s);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetFpu, BUF, &vm.p), Ok(0));
+    let mut fpu: kvm_fpu = vm.p.get(BUF);
+    let pattern: [u8; 16] = core::array::from_fn(|i| 0x10 + i as u8);
+    fpu.xmm[1] = pattern;
+    vm.p.put(BUF, &fpu);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetFpu, BUF, &vm.p), Ok(0));
+    // movdqu [ebx], xmm1 ; movdqu xmm2, [ebx]
+    vm.p.write(
+        RAM + 0x1000,
+        &[0xf3, 0x0f, 0x7f, 0x0b, 0xf3, 0x0f, 0x6f, 0x13],
+    );
+    let mut r = vm.regs();
+    r.rbx = 0xd000_0000;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xd000_0000, 2),
+        Exit::ept(0xd000_0000, 1),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    // The store: two write fragments, low half first.
+    for (addr, half) in [(0xd000_0000u64, 0..8), (0xd000_0008, 8..16)] {
+        assert_eq!(vm.run(), Ok(0));
+        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
+        assert_eq!((vm.u64_at(32), vm.u32_at(48), vm.run[52]), (addr, 8, 1));
+        assert_eq!(&vm.run[40..48], &pattern[half]);
+    }
+    assert_eq!(
+        vm.entries().len(),
+        1,
+        "the guest did not run between fragments"
+    );
+    // The load: two read fragments, answered in turn.
+    let answer: [u8; 16] = core::array::from_fn(|i| 0xa0 + i as u8);
+    for (addr, half) in [(0xd000_0000u64, 0..8), (0xd000_0008, 8..16)] {
+        assert_eq!(vm.run(), Ok(0));
+        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
+        assert_eq!((vm.u64_at(32), vm.u32_at(48), vm.run[52]), (addr, 8, 0));
+        vm.run[40..48].copy_from_slice(&answer[half]);
+    }
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    assert_eq!(vm.entries().last().unwrap().rip, 0x1008);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetFpu, BUF, &vm.p), Ok(0));
+    let fpu: kvm_fpu = vm.p.get(BUF);
+    assert_eq!(fpu.xmm[2], answer, "xmm2 loaded from the two answers");
+    assert_eq!(fpu.xmm[1], pattern, "xmm1 unchanged");
+}

@@ -354,7 +354,11 @@ mod tests {
         assert_eq!(ext1.ecx, WORD6);
         let l7 = out[..n].iter().find(|e| e.function == 7).unwrap();
         assert_eq!((l7.eax, l7.ecx, l7.edx), (0, 0, 0));
-        assert_eq!(l7.ebx & (1 << 1), 0, "no TSC_ADJUST (no IA32_TSC_ADJUST MSR)");
+        assert_eq!(
+            l7.ebx & (1 << 1),
+            0,
+            "no TSC_ADJUST (no IA32_TSC_ADJUST MSR)"
+        );
         assert_eq!(l7.ebx & (1 << 10), 0, "no INVPCID");
         assert_eq!(l7.ebx & (1 << 5), 0, "no AVX2 without XSAVE");
         assert_ne!(l7.ebx & (1 << 7), 0, "SMEP is the guest's own");

@@ -253,4 +253,22 @@ pub trait EmulatorOps {
     fn hypercall(&mut self) -> Result<(), OpError> {
         Err(OpError::Unhandleable)
     }
+
+    /// The 16 bytes (little-endian) of the guest's XMM register `reg`
+    /// (0-15), for the SSE data moves (MOVUPS ... MOVQ). The emulator never
+    /// executes SSE instructions itself; the implementation reads the
+    /// guest's saved FXSAVE image. Default: unhandleable (SSE moves are then
+    /// reported as [`crate::Unhandleable::Ops`] before any memory access).
+    fn xmm_read(&mut self, reg: u8) -> Result<[u8; 16], OpError> {
+        let _ = reg;
+        Err(OpError::Unhandleable)
+    }
+
+    /// Replace the guest's XMM register `reg` (0-15) with `value`. Called
+    /// last, once every memory access of the instruction succeeded.
+    /// Default: unhandleable.
+    fn xmm_write(&mut self, reg: u8, value: [u8; 16]) -> Result<(), OpError> {
+        let _ = (reg, value);
+        Err(OpError::Unhandleable)
+    }
 }

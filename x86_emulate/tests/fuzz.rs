@@ -144,6 +144,15 @@ impl EmulatorOps for ChaosOps {
     fn hypercall(&mut self) -> Result<(), OpError> {
         self.outcome()
     }
+    fn xmm_read(&mut self, _reg: u8) -> Result<[u8; 16], OpError> {
+        self.outcome()?;
+        let mut b = [0u8; 16];
+        self.fill(&mut b);
+        Ok(b)
+    }
+    fn xmm_write(&mut self, _reg: u8, _value: [u8; 16]) -> Result<(), OpError> {
+        self.outcome()
+    }
 }
 
 /// The instruction bytes come from the case; fetch may stop short.
@@ -237,6 +246,12 @@ impl EmulatorOps for Fuzz<'_> {
     fn hypercall(&mut self) -> Result<(), OpError> {
         self.ops.hypercall()
     }
+    fn xmm_read(&mut self, r: u8) -> Result<[u8; 16], OpError> {
+        self.ops.xmm_read(r)
+    }
+    fn xmm_write(&mut self, r: u8, v: [u8; 16]) -> Result<(), OpError> {
+        self.ops.xmm_write(r, v)
+    }
 }
 
 thread_local! {
@@ -309,7 +324,7 @@ fn fuzz_bulk() {
     // Prefixes and the opcodes the emulator handles, to get past decoding.
     let hot = [
         0x66, 0x67, 0xf0, 0xf2, 0xf3, 0x26, 0x64, 0x48, 0x41, 0x4c, 0x0f, 0x0f, 0x8b, 0x89, 0xa4,
-        0xab, 0xf7, 0xd3, 0xc7,
+        0xab, 0xf7, 0xd3, 0xc7, 0x6f, 0x11, 0x7e,
     ];
     for i in 0..n {
         let mut code = [0u8; 16];

@@ -27,6 +27,18 @@ pub struct MmioAnswer {
     pub data: [u8; 8],
 }
 
+/// The guest's XMM registers for an SSE move the emulator runs (the
+/// driver side of `EmulatorOps::xmm_read`/`xmm_write`): the kernel has no
+/// SSE of its own, so the registers are bytes of the guest's saved FXSAVE
+/// image.
+pub trait XmmAccess {
+    fn read(&mut self, reg: u8) -> Option<[u8; 16]>;
+    fn write(&mut self, reg: u8, value: [u8; 16]) -> bool;
+}
+
+/// Offset of XMM0 in the FXSAVE image (SDM vol. 1 table 10-2).
+pub const FXSAVE_XMM0: usize = 160;
+
 /// How many answered MMIO reads one instruction may need (CMPS: 2).
 pub const MMIO_ANSWERS: usize = 4;
 
@@ -68,6 +80,10 @@ pub struct Ops<'a, S: Services> {
     pub pio_in: Option<(u16, u8, [u8; 4])>,
     /// The INS element user space must answer.
     pub pio_in_needed: Option<(u16, u8)>,
+    /// The guest's XMM registers, for SSE moves to and from MMIO.
+    pub xmm: Option<&'a mut dyn XmmAccess>,
+    /// The second fragment of a 16-byte MMIO store for user space.
+    pub mmio_more: Option<MmioExit>,
 }
 
 fn seg_fields(seg: Seg) -> (u32, u32) {
@@ -188,6 +204,19 @@ impl<S: Services> Ops<'_, S> {
     }
 
     fn phys_read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), OpError> {
+        if buf.len() > 8 {
+            // An SSE load from MMIO: 8-byte fragments, each answered in
+            // turn and kept among the answers (Linux's `mmio_fragments`).
+            if self.shared.mmu().lock().read_guest(gpa, buf).is_ok() {
+                return Ok(());
+            }
+            let mut at = gpa;
+            for chunk in buf.chunks_mut(8) {
+                self.phys_read(at, chunk)?;
+                at = at.wrapping_add(chunk.len() as u64);
+            }
+            return Ok(());
+        }
         if let Some(a) = self
             .answers
             .iter()
@@ -223,6 +252,25 @@ impl<S: Services> Ops<'_, S> {
         if self.shared.mmu().lock().write_guest(gpa, data).is_ok() {
             return Ok(());
         }
+        if data.len() > 8 {
+            // An SSE store to MMIO: 8-byte fragments; the first goes to user
+            // space with this exit, the second with the next `KVM_RUN`
+            // before the guest runs again (Linux's `mmio_fragments`).
+            let mut at = gpa;
+            for chunk in data.chunks(8) {
+                if self.mmio.is_some() && self.mmio_more.is_none() {
+                    let first = self.mmio.take();
+                    let r = self.phys_write(at, chunk);
+                    self.mmio_more = self.mmio.take();
+                    self.mmio = first;
+                    r?;
+                } else {
+                    self.phys_write(at, chunk)?;
+                }
+                at = at.wrapping_add(chunk.len() as u64);
+            }
+            return Ok(());
+        }
         if self.kernel_mmio_write(gpa, data) {
             return Ok(());
         }
@@ -252,6 +300,21 @@ impl<S: Services> Ops<'_, S> {
 }
 
 impl<S: Services> EmulatorOps for Ops<'_, S> {
+    fn xmm_read(&mut self, reg: u8) -> Result<[u8; 16], OpError> {
+        self.xmm
+            .as_mut()
+            .and_then(|x| x.read(reg))
+            .ok_or(OpError::Unhandleable)
+    }
+
+    fn xmm_write(&mut self, reg: u8, value: [u8; 16]) -> Result<(), OpError> {
+        if self.xmm.as_mut().is_some_and(|x| x.write(reg, value)) {
+            Ok(())
+        } else {
+            Err(OpError::Unhandleable)
+        }
+    }
+
     fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), OpError> {
         let gpa = self.translate(addr, AccessKind::Read)?;
         self.phys_read(gpa, buf)

@@ -68,6 +68,9 @@ pub struct EnvState<H: VmxHost> {
     /// The MMIO read that went to user space, answered by the next
     /// `KVM_RUN` (`complete_mmio_read`).
     pub mmio_pending: Option<MmioAnswer>,
+    /// The second fragment of a 16-byte MMIO store, for user space at the
+    /// next `KVM_RUN` before the guest runs again.
+    pub mmio_write_more: Option<MmioExit>,
     /// Answered MMIO reads of the instruction being emulated.
     pub mmio_answers: [Option<MmioAnswer>; super::emul::MMIO_ANSWERS],
     /// The guest FPU is loaded on this CPU (`hma_fpu_start_guest` done).
@@ -98,6 +101,70 @@ pub struct ApicSnapshot {
     enabled: bool,
     tpr: u32,
     irr_class: Option<u8>,
+}
+
+/// The guest's XMM registers as bytes of its FXSAVE image, fetched on the
+/// first SSE access of an emulation: the guest FPU, if loaded on this
+/// CPU, is saved first (`hma_fpu_stop_guest`), and the next entry loads
+/// it back (`load_guest_fpu` sees it unloaded). A changed image is
+/// written back by [`FpuXmm::finish`].
+struct FpuXmm<'a, H: VmxHost> {
+    host: &'a H,
+    fpu: &'a mut H::Fpu,
+    loaded: &'a mut bool,
+    image: Option<alloc::boxed::Box<[u8; 512]>>,
+    dirty: bool,
+}
+
+impl<H: VmxHost> FpuXmm<'_, H> {
+    fn image(&mut self) -> &mut [u8; 512] {
+        if self.image.is_none() {
+            if *self.loaded {
+                self.host.fpu_stop_guest(self.fpu);
+                *self.loaded = false;
+            }
+            let mut img = alloc::boxed::Box::new([0u8; 512]);
+            self.host.fpu_get(self.fpu, &mut img);
+            self.image = Some(img);
+        }
+        self.image
+            .get_or_insert_with(|| alloc::boxed::Box::new([0u8; 512]))
+    }
+
+    fn slot(reg: u8) -> Option<core::ops::Range<usize>> {
+        let at = super::emul::FXSAVE_XMM0 + 16 * usize::from(reg);
+        (reg < 16).then_some(at..at + 16)
+    }
+
+    fn finish(self) {
+        if let (true, Some(img)) = (self.dirty, self.image) {
+            let _ = self.host.fpu_set(self.fpu, &img);
+        }
+    }
+}
+
+impl<H: VmxHost> super::emul::XmmAccess for FpuXmm<'_, H> {
+    fn read(&mut self, reg: u8) -> Option<[u8; 16]> {
+        let r = Self::slot(reg)?;
+        let mut v = [0u8; 16];
+        v.copy_from_slice(self.image().get(r)?);
+        Some(v)
+    }
+
+    fn write(&mut self, reg: u8, value: [u8; 16]) -> bool {
+        let Some(r) = Self::slot(reg) else {
+            return false;
+        };
+        let ok = match self.image().get_mut(r) {
+            Some(d) => {
+                d.copy_from_slice(&value);
+                true
+            }
+            None => false,
+        };
+        self.dirty |= ok;
+        ok
+    }
 }
 
 /// Offset of the TPR in the APIC page.
@@ -205,6 +272,13 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
         let cr4 = (v.read(guest::CR4) & owned) | (v.read(control::CR4_READ_SHADOW) & !owned);
         let paging = Self::paging_context(vcpu, v);
         let shared = self.core.shared().clone();
+        let mut xmm = FpuXmm {
+            host: self.host,
+            fpu: &mut self.st.fpu,
+            loaded: &mut self.st.fpu_loaded,
+            image: None,
+            dirty: false,
+        };
         let (outcome, mmio) = {
             let mut ops = Ops {
                 shared: &shared,
@@ -219,6 +293,8 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 pio_out: None,
                 pio_in: self.st.pio_in_answer.take(),
                 pio_in_needed: None,
+                xmm: Some(&mut xmm),
+                mmio_more: None,
             };
             if let Some(c) = ops.cr.get_mut(2) {
                 *c = vcpu.regs.cr2;
@@ -241,8 +317,10 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             };
             self.st.pio_in_answer = ops.pio_in;
             self.st.string_pio = pio;
+            self.st.mmio_write_more = ops.mmio_more;
             (o, ops.mmio)
         };
+        xmm.finish();
         // The answers serve this instruction until it completes: kept
         // while it waits for another MMIO read, dropped otherwise.
         if !matches!(mmio, Some(m) if !m.is_write) || !matches!(outcome, Ok(Outcome::IoNeeded)) {

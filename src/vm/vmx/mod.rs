@@ -390,6 +390,13 @@ impl<H: VmxHost> RealVmx<H> {
         // SAFETY: the first run page (struct kvm_run), valid while `core`
         // lives; no Rust reference to it exists besides this one.
         let run: &mut [u8] = unsafe { core::slice::from_raw_parts_mut(base, page) };
+        // The rest of a 16-byte MMIO store the last run left: to user
+        // space first, the guest does not run in between.
+        if let Some(m) = rv.st.mmio_write_more.take() {
+            rv.vcpu.exit = Some(UserExit::Mmio(m));
+            write_exit(run, &UserExit::Mmio(m));
+            return Ok(0);
+        }
         let mut mmio_data = [0u8; 8];
         if let Some(s) = run.get(RUN_U + 8..RUN_U + 16) {
             mmio_data.copy_from_slice(s);
@@ -606,6 +613,7 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
             fpu,
             msrs: msr::MsrState::default(),
             mmio_pending: None,
+            mmio_write_more: None,
             mmio_answers: [None; emul::MMIO_ANSWERS],
             string_pio: None,
             pio_in_answer: None,

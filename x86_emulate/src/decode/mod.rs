@@ -8,6 +8,7 @@
 
 pub mod modrm;
 pub mod prefix;
+mod sse;
 pub mod table;
 
 use crate::mode::{Mode, Size};
@@ -61,6 +62,11 @@ pub enum Operand {
     Mem(Size),
     /// An immediate, extended to 64 bits as the instruction specifies.
     Imm(u64, Size),
+    /// An XMM register (0-15) of an SSE data move.
+    Xmm(u8),
+    /// The memory operand [`Insn::mem`] of an SSE data move: 4, 8 or 16
+    /// bytes moved as a byte string.
+    MemBytes(u8),
 }
 
 /// A decoded instruction.
@@ -199,6 +205,9 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Insn, DecodeError> {
     if opcode == 0x0f {
         opcode = cur.byte()?;
         map = Map::Two;
+        if sse::is_sse_move(opcode) {
+            return sse::decode(&mut cur, prefixes, mode, opcode, addr_size(mode, &prefixes));
+        }
         slot = table::lookup(opcode, true, is64);
     }
     let mut modrm = None;

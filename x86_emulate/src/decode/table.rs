@@ -275,6 +275,32 @@ pub enum Op {
     Sysenter,
     /// SYSEXIT.
     Sysexit,
+    /// An SSE/SSE2 data move between an XMM register and memory, a
+    /// general-purpose register or another XMM register (MOVUPS ... MOVQ).
+    Xmm(XmmMove),
+}
+
+/// What an SSE/SSE2 data move does (decoded from opcode, mandatory prefix,
+/// REX.W and whether ModRM names a register). The source supplies `len`
+/// bytes starting at byte `src_off` of an XMM source (offset 0 of memory or
+/// a general-purpose register); they land at byte `dst_off` of an XMM
+/// destination (whose other bytes are zeroed when `zero_rest`, else kept)
+/// or at the start of a memory or general-purpose destination.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct XmmMove {
+    /// Bytes moved: 4, 8 or 16.
+    pub len: u8,
+    /// Byte offset in an XMM source (8 for MOVHPS/MOVHPD stores and MOVHLPS).
+    pub src_off: u8,
+    /// Byte offset in an XMM destination (8 for MOVHPS/MOVHPD loads and MOVLHPS).
+    pub dst_off: u8,
+    /// An XMM destination's other bytes are zeroed (MOVD/MOVQ, MOVSS/MOVSD
+    /// from memory) rather than kept (MOVSS/MOVSD between registers,
+    /// MOVLPS/MOVHPS ...).
+    pub zero_rest: bool,
+    /// A memory operand must be 16-byte aligned, else #GP(0) (MOVAPS,
+    /// MOVAPD, MOVDQA).
+    pub aligned: bool,
 }
 
 /// Which software-interrupt instruction.

@@ -14,6 +14,7 @@ mod far;
 mod mov;
 mod muldiv;
 mod shift;
+mod sse;
 mod stack;
 mod string;
 mod sys_call;
@@ -364,6 +365,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             Op::Syscall => self.syscall(),
             Op::Sysenter => self.sysenter(),
             Op::Sysexit => self.sysexit(),
+            Op::Xmm(m) => self.xmm_move(m),
         }
     }
 
@@ -541,6 +543,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
                 let la = self.mem_linear(s.bytes(), false)?;
                 self.read_lin(la, s)
             }
+            Operand::Xmm(_) | Operand::MemBytes(_) => Err(Stop::Form),
         }
     }
 
@@ -554,7 +557,9 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
                 let la = self.mem_linear(s.bytes(), true)?;
                 self.write_lin(la, s, v)
             }
-            Operand::None | Operand::Imm(..) => Err(Stop::Form),
+            Operand::None | Operand::Imm(..) | Operand::Xmm(_) | Operand::MemBytes(_) => {
+                Err(Stop::Form)
+            }
         }
     }
 

@@ -37,6 +37,8 @@ pub struct Mock {
     pub flat_segs: Vec<(Seg, u16, FlatSegment)>,
     pub limits: [Option<SegmentLimits>; 6],
     pub halted: bool,
+    /// The XMM registers (`xmm_read`/`xmm_write`).
+    pub xmm: [[u8; 16]; 16],
     /// Record reads and writes (off for the bulk differential runs).
     pub log: bool,
     pub io_allowed: bool,
@@ -241,6 +243,15 @@ impl EmulatorOps for Mock {
 
     fn write_msr(&mut self, msr: u32, value: u64) -> Result<(), OpError> {
         self.msrs.insert(msr, value);
+        Ok(())
+    }
+
+    fn xmm_read(&mut self, reg: u8) -> Result<[u8; 16], OpError> {
+        Ok(self.xmm[usize::from(reg)])
+    }
+
+    fn xmm_write(&mut self, reg: u8, value: [u8; 16]) -> Result<(), OpError> {
+        self.xmm[usize::from(reg)] = value;
         Ok(())
     }
 }
