@@ -5,6 +5,8 @@
 #                       the x86_64 and the i386 images (incremental)
 #   kut.sh list         one line per section of x86/unittests.cfg:
 #                       <name> file=<image> smp=<n> arch=<arch> extra_params=<...>
+#   kut.sh table        the last run's results with expectations, as the
+#                       markdown table of README.md "Results"
 #   kut.sh run [NAME]   build, then one line per test (or only NAME):
 #                       kut: <name> <PASS|FAIL|SKIP> pass=<n> fail=<n> skip=<n> insns=<n>
 #                       Reasons go to stderr as "# <name>: <reason>".
@@ -312,9 +314,27 @@ do_run() {
   echo "# kut-guard: every test as expected ($(basename "$EXPECT_FILE"))" >&2
 }
 
+# do_table: the README's results table from the last run's results.txt
+# and the expectations: | test | expected | result | pass/fail/skip | insns | why |
+do_table() {
+  local res="$KUT_BUILD/results.txt" line reason name status counts insns e why
+  [ -f "$res" ] || die "no $res: run kut.sh run first"
+  echo "| test | expected | result | pass/fail/skip | instructions | reason |"
+  echo "|---|---|---|---|---|---|"
+  while IFS=$'\t' read -r line reason; do
+    read -r _ name status p f s insns <<< "$line"
+    counts="${p#pass=}/${f#fail=}/${s#skip=}"
+    e="$(expect_field "$name" 2)"
+    why="$(expect_field "$name" 5)"
+    [ -n "$why" ] || why="$reason"
+    echo "| $name | ${e:-?} | $status | $counts | ${insns#insns=} | ${why//|/\\|} |"
+  done < "$res"
+}
+
 case "${1:-run}" in
   build) do_build ;;
   list) do_list ;;
+  table) do_table ;;
   run) do_run "${2:-}" ;;
-  *) die "usage: kut.sh build | list | run [NAME]" ;;
+  *) die "usage: kut.sh build | list | run [NAME] | table" ;;
 esac

@@ -101,12 +101,23 @@ impl GuestMsrs {
     }
 
     fn move_up(&mut self, msr: u32) {
-        if let Some(from) = self.find(msr)
-            && from >= self.active
-        {
-            self.msrs.swap(from, self.active);
-            self.active += 1;
+        let Some(from) = self.find(msr).filter(|f| *f >= self.active) else {
+            return;
+        };
+        // A swap through `get` (no bounds-check panic in the kernel).
+        let (Some(a), Some(b)) = (
+            self.msrs.get(from).copied(),
+            self.msrs.get(self.active).copied(),
+        ) else {
+            return;
+        };
+        if let Some(x) = self.msrs.get_mut(from) {
+            *x = b;
         }
+        if let Some(x) = self.msrs.get_mut(self.active) {
+            *x = a;
+        }
+        self.active += 1;
     }
 
     /// `setup_msrs`: which MSRs the guest's mode needs switched. In long
