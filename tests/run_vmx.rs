@@ -1000,3 +1000,18 @@ fn sse_moves_to_and_from_mmio_go_out_in_two_fragments() {
     assert_eq!(fpu.xmm[2], answer, "xmm2 loaded from the two answers");
     assert_eq!(fpu.xmm[1], pattern, "xmm1 unchanged");
 }
+
+/// What must happen on one CPU does (kvm.c `vcpu_put`, `kvm_put_guest_fpu`):
+/// the VMCLEAR and the guest-FPU save run with preemption disabled, and
+/// the disables and enables balance over a KVM_RUN.
+#[test]
+fn vmcs_put_and_fpu_save_run_with_preemption_disabled() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.exits(vec![Exit::new(ExitReason::Hlt, 1, 0)]);
+    let _ = vm.run();
+    let s = script(&vm.d);
+    assert!(s.fpu_stops > 0, "the guest FPU was loaded and saved");
+    assert_eq!(s.preemptible_calls, Vec::<&str>::new());
+    assert_eq!(s.preempt_depth, 0, "balanced");
+}

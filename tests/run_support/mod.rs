@@ -165,6 +165,10 @@ pub struct Entry {
 
 #[derive(Default)]
 pub struct Script {
+    /// `kpreempt_disable` nesting, and the calls made while it was 0 that
+    /// must run on one CPU (VMCS load/clear, guest FPU save).
+    pub preempt_depth: i32,
+    pub preemptible_calls: Vec<&'static str>,
     pub exits: VecDeque<Exit>,
     pub entries: Vec<Entry>,
     /// `block` calls and whether the VCPU was woken.
@@ -328,6 +332,12 @@ impl VmxHost for FakeHost {
         vmcs.vmptrld(pa).unwrap();
     }
     fn vcpu_put(&self, vmcs: &mut SharedVmcs) {
+        {
+            let mut s = self.script.lock().unwrap();
+            if s.preempt_depth <= 0 {
+                s.preemptible_calls.push("vcpu_put");
+            }
+        }
         let pa = vmcs.0.lock().unwrap().current.unwrap();
         vmcs.vmclear(pa).unwrap();
         // Keep the fields readable for the next load (the fake's VMCLEAR
@@ -374,8 +384,12 @@ impl VmxHost for FakeHost {
     fn invept_all_cpus(&self, kind: InveptType, eptp: u64) {
         self.script.lock().unwrap().invepts.push((kind, eptp));
     }
-    fn preempt_disable(&self) {}
-    fn preempt_enable(&self) {}
+    fn preempt_disable(&self) {
+        self.script.lock().unwrap().preempt_depth += 1;
+    }
+    fn preempt_enable(&self) {
+        self.script.lock().unwrap().preempt_depth -= 1;
+    }
     fn interrupts_disable(&self) {}
     fn interrupts_enable(&self) {}
     fn smt_mark_as_vcpu(&self) {}
@@ -425,7 +439,11 @@ impl VmxHost for FakeHost {
         self.script.lock().unwrap().fpu_starts += 1;
     }
     fn fpu_stop_guest(&self, _fpu: &mut Box<[u8; 512]>) {
-        self.script.lock().unwrap().fpu_stops += 1;
+        let mut s = self.script.lock().unwrap();
+        s.fpu_stops += 1;
+        if s.preempt_depth <= 0 {
+            s.preemptible_calls.push("fpu_stop_guest");
+        }
     }
     fn fpu_get(&self, fpu: &Box<[u8; 512]>, fxsave: &mut [u8; 512]) {
         fxsave.copy_from_slice(&fpu[..]);

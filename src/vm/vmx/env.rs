@@ -120,7 +120,9 @@ impl<H: VmxHost> FpuXmm<'_, H> {
     fn image(&mut self) -> &mut [u8; 512] {
         if self.image.is_none() {
             if *self.loaded {
+                self.host.preempt_disable();
                 self.host.fpu_stop_guest(self.fpu);
+                self.host.preempt_enable();
                 *self.loaded = false;
             }
             let mut img = alloc::boxed::Box::new([0u8; 512]);

@@ -350,6 +350,9 @@ impl<H: VmxHost> RealVmx<H> {
         } else {
             &mut []
         };
+        // `vcpu_load` with preemption off (kvm.c): the VMCS load and its
+        // ring record happen on one CPU.
+        self.host.preempt_disable();
         self.host.vcpu_load(&mut rv.vmcs);
         // The event ring `::kvm_ringbuf_entry` shows (`kvm_ringbuf_record`
         // in `vcpu_load`/`vcpu_put`): the VMCS's physical address.
@@ -357,6 +360,7 @@ impl<H: VmxHost> RealVmx<H> {
         let tsc = self.host.host_tsc();
         let (cpu, thread) = (self.host.cpu_id(), self.host.thread_id());
         core.debug.record(Tag::VcpuLoad, cpu, thread, tsc, vmcs_pa);
+        self.host.preempt_enable();
         let r = {
             let mut ctx = RunCtx {
                 host: &*self.host,
@@ -366,8 +370,10 @@ impl<H: VmxHost> RealVmx<H> {
                 apic: None,
             };
             let r = f(&mut rv.vcpu, &mut rv.vmcs, &mut ctx);
-            // `vmx_vcpu_put`: the host's selectors and KERNEL_GS_BASE back
-            // before the thread returns to user mode.
+            // `vmx_vcpu_put`, preemption off (kvm.c `vcpu_put`): the host's
+            // selectors and KERNEL_GS_BASE back on this CPU before the
+            // thread returns to user mode, then VMCLEAR, then the record.
+            self.host.preempt_disable();
             kvm_vmx::env::ExitEnv::load_host_state(&mut ctx, &mut rv.vcpu);
             r
         };
@@ -375,6 +381,7 @@ impl<H: VmxHost> RealVmx<H> {
         let tsc = self.host.host_tsc();
         let (cpu, thread) = (self.host.cpu_id(), self.host.thread_id());
         core.debug.record(Tag::VcpuPut, cpu, thread, tsc, vmcs_pa);
+        self.host.preempt_enable();
         // The VMCS was VMCLEARed: the next entry is a VMLAUNCH.
         rv.vcpu.launched = false;
         r
@@ -431,7 +438,10 @@ impl<H: VmxHost> RealVmx<H> {
             }
             let res = vcpu_run(vcpu, v, env, &input);
             if env.st.fpu_loaded {
+                // `kvm_put_guest_fpu` on the CPU that holds the state.
+                env.host.preempt_disable();
                 env.host.fpu_stop_guest(&mut env.st.fpu);
+                env.host.preempt_enable();
                 env.st.fpu_loaded = false;
             }
             res
@@ -623,11 +633,14 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
             virtual_apic,
             vapic_tpr: 0,
         });
+        // The VMCS is set up on one CPU (VMPTRLD .. VMCLEAR).
+        self.host.preempt_disable();
         self.host.vcpu_load(&mut vmcs);
         let host_state = self.host.host_state();
         setup::setup_vmcs(&mut vmcs, &cfg, &host_state, &layout);
         setup::reset_guest_state(&mut vmcs, &cfg, &layout);
         self.host.vcpu_put(&mut vmcs);
+        self.host.preempt_enable();
         vcpu.launched = false;
         vm.vcpus = vm.vcpus.max(core.index().saturating_add(1));
         Ok(RealVcpu {
