@@ -1015,3 +1015,28 @@ fn vmcs_put_and_fpu_save_run_with_preemption_disabled() {
     assert_eq!(s.preemptible_calls, Vec::<&str>::new());
     assert_eq!(s.preempt_depth, 0, "balanced");
 }
+
+/// An AP that received its SIPI starts with a reset LAPIC (kvm_x86.c
+/// `__vcpu_run`: `kvm_lapic_reset` before `kvm_arch_vcpu_reset`): what the
+/// guest left there (here a TPR) is gone.
+#[test]
+fn sipi_resets_the_lapic() {
+    let mut vm = Vm::new(true, false);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
+    let mut regs: [u8; 1024] = vm.p.get(BUF);
+    regs[0x80] = 0x50; // TPR
+    vm.p.put(BUF, &regs);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetLapic, BUF, &vm.p), Ok(0));
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
+    assert_eq!(vm.p.get::<[u8; 1024]>(BUF)[0x80], 0x50);
+    vm.p.put(BUF, &kvm_mp_state { mp_state: 4 }); // SIPI_RECEIVED
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetMpState, BUF, &vm.p), Ok(0));
+    vm.exits(vec![Exit::new(ExitReason::Hlt, 1, 0)]);
+    let _ = vm.run();
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
+    assert_eq!(
+        vm.p.get::<[u8; 1024]>(BUF)[0x80],
+        0,
+        "TPR back to its reset value"
+    );
+}

@@ -1112,6 +1112,9 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
             })
             .unwrap_or(vcpu.sipi_vector);
         vcpu.sipi_vector = sipi;
+        // `kvm_lapic_reset` (kvm_x86.c `__vcpu_run`): the AP starts with a
+        // power-up LAPIC, whatever the guest left in it before INIT.
+        let _ = self.lapic(|l| l.reset());
         let layout = kvm_vmx::setup::VcpuLayout {
             is_bsp: false,
             sipi_vector: sipi,
