@@ -1040,3 +1040,46 @@ fn sipi_resets_the_lapic() {
         "TPR back to its reset value"
     );
 }
+
+/// KVM_GET_VCPU_EVENTS sees what the run loop left (an exception it was
+/// delivering when the exit came: IDT-vectoring information), and
+/// KVM_SET_VCPU_EVENTS' state is injected at the next entry: the events
+/// survive a save/restore through user space (QEMU's migration path).
+#[test]
+fn vcpu_events_flow_both_ways() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    // A host interrupt while delivering #PF (error code 6): the event is
+    // requeued, and a signal ends KVM_RUN before it is re-injected.
+    vm.exits(vec![
+        Exit::new(ExitReason::ExternalInterrupt, 0, 0).during_delivery(0x8000_0b0e, 6),
+    ]);
+    script(&vm.d).signals.extend([false, true]);
+    assert_eq!(vm.run(), Err(Errno::EINTR));
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetVcpuEvents, BUF, &vm.p), Ok(0));
+    let ev: kvm_vcpu_events = vm.p.get(BUF);
+    assert_eq!(
+        (
+            ev.exception.injected,
+            ev.exception.nr,
+            ev.exception.has_error_code,
+            ev.exception.error_code
+        ),
+        (1, 14, 1, 6),
+        "the #PF being delivered"
+    );
+    // User space replaces it with an external interrupt 0x31.
+    let mut ev2 = ev;
+    ev2.exception.injected = 0;
+    ev2.interrupt.injected = 1;
+    ev2.interrupt.nr = 0x31;
+    vm.p.put(BUF, &ev2);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetVcpuEvents, BUF, &vm.p), Ok(0));
+    vm.exits(vec![Exit::new(ExitReason::Hlt, 1, 0)]);
+    let _ = vm.run();
+    let last = vm.entries().last().unwrap().clone();
+    assert_eq!(
+        last.injected, 0x8000_0031,
+        "external interrupt 0x31 injected"
+    );
+}

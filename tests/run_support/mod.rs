@@ -123,6 +123,9 @@ pub struct Exit {
     pub qual: u64,
     pub gpa: u64,
     pub intr_info: u64,
+    /// IDT-vectoring information and error code: the exit interrupted the
+    /// delivery of an event.
+    pub idt: (u64, u64),
     pub guest: Option<GuestAction>,
 }
 
@@ -134,6 +137,7 @@ impl Exit {
             qual,
             gpa: 0,
             intr_info: 0,
+            idt: (0, 0),
             guest: None,
         }
     }
@@ -143,6 +147,11 @@ impl Exit {
             gpa,
             ..Exit::new(ExitReason::EptViolation, 0, qual)
         }
+    }
+    /// The exit came while delivering the event `info` (error code `ec`).
+    pub fn during_delivery(mut self, info: u64, ec: u64) -> Exit {
+        self.idt = (info, ec);
+        self
     }
     /// Run `f` on the guest's registers and VMCS first.
     pub fn with(mut self, f: impl FnMut(&mut GuestRegs, &mut FakeVmcs) + Send + 'static) -> Exit {
@@ -378,7 +387,8 @@ impl VmxHost for FakeHost {
         v.set_exit_info(ro::EXIT_QUALIFICATION, e.qual);
         v.set_exit_info(ro::GUEST_PHYSICAL_ADDR_FULL, e.gpa);
         v.set_exit_info(ro::VMEXIT_INTERRUPTION_INFO, e.intr_info);
-        v.set_exit_info(ro::IDT_VECTORING_INFO, 0);
+        v.set_exit_info(ro::IDT_VECTORING_INFO, e.idt.0);
+        v.set_exit_info(ro::IDT_VECTORING_ERR_CODE, e.idt.1);
         EntryResult::Exited
     }
     fn invept_all_cpus(&self, kind: InveptType, eptp: u64) {

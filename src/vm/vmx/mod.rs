@@ -117,6 +117,9 @@ pub struct RealVcpu<H: VmxHost> {
     reported: [u64; 15],
     /// The guest-CPUID RDTSCP setting last applied to the VMCS.
     rdtscp_applied: Option<bool>,
+    /// `core.events` as the last run left them (a difference at the next
+    /// run is user space's doing).
+    events_seen: super::vcpu::Events,
 }
 
 impl<H: VmxHost> RealVcpu<H> {
@@ -174,6 +177,52 @@ fn vcpu_kstat_targets(s: &kvm_kstat::stats::VcpuStats) -> [&kvm_kstat::named::Ks
         &s.host_state_reload,
         &s.request_irq_exits,
     ]
+}
+
+/// KVM_SET_VCPU_EVENTS's state into the VMX VCPU (`kvm_vcpu_ioctl_x86_
+/// set_vcpu_events`: an "injected" exception or interrupt is re-injected
+/// as it is, the NMI mask goes to the interruptibility state).
+fn events_into_vmx(e: &super::vcpu::Events, vcpu: &mut VmxVcpu, v: &mut impl kvm_vmx::vmcs::Vmcs) {
+    let q = &mut vcpu.events;
+    q.exception = e
+        .exception_pending
+        .then_some(kvm_vmx::inject::PendingException {
+            vector: e.exception_nr,
+            error_code: e.exception_has_error_code.then_some(e.exception_error_code),
+        });
+    q.exception_reinjected = e.exception_pending;
+    q.interrupt = e
+        .interrupt_pending
+        .then_some(kvm_vmx::inject::PendingInterrupt {
+            vector: e.interrupt_nr,
+            soft: e.interrupt_soft,
+        });
+    q.nmi_injected = e.nmi_injected;
+    q.nmi_pending = e.nmi_pending;
+    kvm_vmx::inject::set_nmi_mask(v, vcpu, e.nmi_masked);
+}
+
+/// The VMX VCPU's events as KVM_GET_VCPU_EVENTS reports them
+/// (`kvm_vcpu_ioctl_x86_get_vcpu_events`).
+fn events_from_vmx(
+    vcpu: &VmxVcpu,
+    v: &impl kvm_vmx::vmcs::Vmcs,
+    sipi_vector: u32,
+) -> super::vcpu::Events {
+    let q = &vcpu.events;
+    super::vcpu::Events {
+        exception_pending: q.exception.is_some(),
+        exception_nr: q.exception.map_or(0, |x| x.vector),
+        exception_has_error_code: q.exception.is_some_and(|x| x.error_code.is_some()),
+        exception_error_code: q.exception.and_then(|x| x.error_code).unwrap_or(0),
+        interrupt_pending: q.interrupt.is_some(),
+        interrupt_nr: q.interrupt.map_or(0, |x| x.vector),
+        interrupt_soft: q.interrupt.is_some_and(|x| x.soft),
+        nmi_injected: q.nmi_injected,
+        nmi_pending: q.nmi_pending,
+        nmi_masked: kvm_vmx::inject::nmi_masked(v, vcpu),
+        sipi_vector,
+    }
 }
 
 fn errno_of(code: i32) -> Errno {
@@ -413,24 +462,21 @@ impl<H: VmxHost> RealVmx<H> {
             cr8: get_u64(run, RUN_CR8),
             mmio_data,
         };
-        // Events and MP state the backend holds.
+        // Events and MP state the backend holds. The VCPU's events live in
+        // kvm-vmx while it runs and in `core.events` (KVM_GET/SET_VCPU_EVENTS,
+        // KVM_INTERRUPT, KVM_NMI) between runs: what user space changed
+        // since the last run goes in, what the run left comes back out.
         rv.vcpu.mp_state = mp_to_vmx(core.mp_state());
-        if core.events.interrupt_pending && rv.vcpu.events.interrupt.is_none() {
-            rv.vcpu
-                .events
-                .queue_interrupt(core.events.interrupt_nr, core.events.interrupt_soft);
-            core.events.interrupt_pending = false;
-        }
-        if core.events.nmi_pending {
-            rv.vcpu.events.nmi_pending = true;
-            core.events.nmi_pending = false;
-        }
+        let set_by_user = (core.events != rv.events_seen).then_some(core.events);
         // `vmx_cpuid_update` (the C ran it from KVM_SET_CPUID2): RDTSCP and
         // IA32_TSC_AUX exist for the guest when its CPUID says so.
         let rdtscp = cpuid_lookup(core, 0x8000_0001, 0).is_some_and(|e| e.edx & (1 << 27) != 0);
         let st_rdtscp = rv.rdtscp_applied;
         rv.rdtscp_applied = Some(rdtscp);
-        let (r, out) = self.with_env(core, rv, |vcpu, v, env| {
+        let ((r, out), events) = self.with_env(core, rv, |vcpu, v, env| {
+            if let Some(e) = set_by_user {
+                events_into_vmx(&e, vcpu, v);
+            }
             if st_rdtscp != Some(rdtscp) {
                 let cfg = vcpu.config;
                 vcpu.rdtscp_enabled = setup::cpuid_update(v, &cfg, rdtscp);
@@ -444,8 +490,11 @@ impl<H: VmxHost> RealVmx<H> {
                 env.host.preempt_enable();
                 env.st.fpu_loaded = false;
             }
-            res
+            let events = events_from_vmx(vcpu, v, env.core.events.sipi_vector);
+            (res, events)
         });
+        core.events = events;
+        rv.events_seen = events;
         finish_string_pio(rv);
         if let Some(UserExit::Mmio(m)) = rv.vcpu.exit {
             env::remember_mmio_read(&mut rv.st, &m);
@@ -653,6 +702,7 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
             st,
             reported: [0; 15],
             rdtscp_applied: None,
+            events_seen: super::vcpu::Events::default(),
         })
     }
 
