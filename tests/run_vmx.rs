@@ -1083,3 +1083,40 @@ fn vcpu_events_flow_both_ways() {
         "external interrupt 0x31 injected"
     );
 }
+
+/// LTR with its selector in MMIO (kvm-unit-tests' emulator.flat
+/// test_ltr): user space answers the selector, the emulator reads the TSS
+/// descriptor from the guest's GDT, marks it busy and TR is loaded.
+#[test]
+fn ltr_from_mmio_loads_tr_and_marks_the_tss_busy() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    // GDT at 0x2000: entry 3 (0x18) an available 32-bit TSS at 0x3000, limit 0x67.
+    let tss: [u8; 8] = [0x67, 0x00, 0x00, 0x30, 0x00, 0x89, 0x00, 0x00];
+    vm.p.write(RAM + 0x2000 + 0x18, &tss);
+    let mut s = vm.sregs();
+    s.gdt.base = 0x2000;
+    s.gdt.limit = 0x27;
+    vm.set_sregs(&s);
+    vm.p.write(RAM + 0x1000, &[0x0f, 0x00, 0x1b]); // ltr [ebx]
+    let mut r = vm.regs();
+    r.rbx = 0xd000_0000;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xd000_0000, 1),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
+    assert_eq!((vm.u64_at(32), vm.u32_at(48)), (0xd000_0000, 2));
+    vm.run[40..42].copy_from_slice(&0x18u16.to_le_bytes());
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    let s = vm.sregs();
+    assert_eq!(
+        (s.tr.selector, s.tr.base, s.tr.limit, s.tr.r#type),
+        (0x18, 0x3000, 0x67, 11)
+    );
+    let gdt = vm.p.read(RAM + 0x2000 + 0x18, 8);
+    assert_eq!(gdt[5], 0x8b, "descriptor marked busy");
+}

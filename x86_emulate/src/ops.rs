@@ -85,6 +85,8 @@ pub enum Exception {
     DeviceNotAvailable,
     /// #SS with error code.
     StackFault(u16),
+    /// #NP (segment not present, vector 11) with error code.
+    SegmentNotPresent(u16),
     /// #GP with error code.
     GeneralProtection(u16),
     /// #PF at `addr` with the page-fault error code.
@@ -246,6 +248,33 @@ pub trait EmulatorOps {
         limit: u16,
     ) -> Result<(), OpError> {
         let _ = (is_idt, base, limit);
+        Err(OpError::Unhandleable)
+    }
+
+    /// GDTR as (base, limit), for LTR's descriptor lookup. The emulator
+    /// reads and writes the GDT through [`EmulatorOps::read`] and
+    /// [`EmulatorOps::write`] at linear addresses (GDTR base + selector
+    /// index; implicit supervisor accesses). Default: unhandleable (LTR is
+    /// then [`crate::Unhandleable::Ops`] before any memory access).
+    fn gdtr(&mut self) -> Result<(u64, u16), OpError> {
+        Err(OpError::Unhandleable)
+    }
+
+    /// Load the task register (LTR) with `selector` and its descriptor's
+    /// `base` (64 bits in IA-32e mode), `limit` in bytes (granularity
+    /// applied: `G = 1` gives `raw << 12 | 0xfff`) and `access_rights` in the
+    /// VMCS format: type[3:0] (already busy: 11, or 3 for a 16-bit TSS),
+    /// S[4], DPL[6:5], P[7], AVL[12], L[13], D/B[14], G[15]. Called last,
+    /// after every check passed and the busy bit was written to the
+    /// descriptor in the GDT. Default: unhandleable.
+    fn load_tr(
+        &mut self,
+        selector: u16,
+        base: u64,
+        limit: u32,
+        access_rights: u32,
+    ) -> Result<(), OpError> {
+        let _ = (selector, base, limit, access_rights);
         Err(OpError::Unhandleable)
     }
 

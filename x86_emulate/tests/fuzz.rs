@@ -144,6 +144,13 @@ impl EmulatorOps for ChaosOps {
     fn hypercall(&mut self) -> Result<(), OpError> {
         self.outcome()
     }
+    fn gdtr(&mut self) -> Result<(u64, u16), OpError> {
+        self.outcome()?;
+        Ok((self.next(), self.next() as u16))
+    }
+    fn load_tr(&mut self, _sel: u16, _base: u64, _limit: u32, _ar: u32) -> Result<(), OpError> {
+        self.outcome()
+    }
     fn xmm_read(&mut self, _reg: u8) -> Result<[u8; 16], OpError> {
         self.outcome()?;
         let mut b = [0u8; 16];
@@ -245,6 +252,12 @@ impl EmulatorOps for Fuzz<'_> {
     }
     fn hypercall(&mut self) -> Result<(), OpError> {
         self.ops.hypercall()
+    }
+    fn gdtr(&mut self) -> Result<(u64, u16), OpError> {
+        self.ops.gdtr()
+    }
+    fn load_tr(&mut self, s: u16, b: u64, l: u32, a: u32) -> Result<(), OpError> {
+        self.ops.load_tr(s, b, l, a)
     }
     fn xmm_read(&mut self, r: u8) -> Result<[u8; 16], OpError> {
         self.ops.xmm_read(r)

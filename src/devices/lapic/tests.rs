@@ -1372,3 +1372,36 @@ fn lapic_timer_mode_change_keeps_the_count() {
     l.write(0x380, 1000);
     assert_eq!(l.read(0x390), 1000, "a TMICT write restarts it");
 }
+
+/// apic.flat's test_apic_change_mode step by step, with the driver's
+/// default configuration and a large TMICT.
+#[test]
+fn lapic_change_mode_as_apic_flat_does() {
+    let clk = FakeClock::new(T0);
+    let mut l = Lapic::new(LapicConfig::new(0), clk.clone(), FakeTimer::default());
+    l.write(0xf0, 0x1ff);
+    let tmict = 0x99_9999u32;
+    l.write(0x3e0, 0xb);
+    l.write(0x320, 0x30); // one-shot
+    l.write(0x380, tmict);
+    let tick = u64::from(tmict) - u64::from(l.read(0x390));
+    assert_eq!(tick, 0);
+    // To zero.
+    let mut t = T0;
+    while l.read(0x390) != 0 {
+        t += 100_000;
+        clk.set(t);
+        let _ = l.poll_timer();
+    }
+    // Again, stop at half.
+    l.write(0x380, tmict);
+    while l.read(0x390) > tmict / 2 {
+        t += 100_000;
+        clk.set(t);
+        let _ = l.poll_timer();
+    }
+    let half = l.read(0x390);
+    l.write(0x320, 0x30 | (1 << 17)); // periodic
+    let now = l.read(0x390);
+    assert!(now != 0 && now <= half, "{now} vs {half}");
+}

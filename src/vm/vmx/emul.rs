@@ -84,6 +84,11 @@ pub struct Ops<'a, S: Services> {
     pub xmm: Option<&'a mut dyn XmmAccess>,
     /// The second fragment of a 16-byte MMIO store for user space.
     pub mmio_more: Option<MmioExit>,
+    /// A task register LTR loaded (selector, base, limit, access rights):
+    /// written to the VMCS when the instruction commits.
+    pub tr_load: Option<(u16, u64, u32, u32)>,
+    /// The guest's IA32_EFER.
+    pub efer: u64,
 }
 
 fn seg_fields(seg: Seg) -> (u32, u32) {
@@ -300,6 +305,24 @@ impl<S: Services> Ops<'_, S> {
 }
 
 impl<S: Services> EmulatorOps for Ops<'_, S> {
+    fn gdtr(&mut self) -> Result<(u64, u16), OpError> {
+        Ok((
+            self.v.read(guest::GDTR_BASE),
+            self.v.read(guest::GDTR_LIMIT) as u16,
+        ))
+    }
+
+    fn load_tr(
+        &mut self,
+        selector: u16,
+        base: u64,
+        limit: u32,
+        access_rights: u32,
+    ) -> Result<(), OpError> {
+        self.tr_load = Some((selector, base, limit, access_rights));
+        Ok(())
+    }
+
     fn xmm_read(&mut self, reg: u8) -> Result<[u8; 16], OpError> {
         self.xmm
             .as_mut()
@@ -438,8 +461,12 @@ impl<S: Services> EmulatorOps for Ops<'_, S> {
         Err(OpError::Unhandleable)
     }
 
-    fn read_msr(&mut self, _msr: u32) -> Result<u64, OpError> {
-        Err(OpError::Unhandleable)
+    /// IA32_EFER only (what LTR and SYSCALL consult for IA-32e mode).
+    fn read_msr(&mut self, msr: u32) -> Result<u64, OpError> {
+        match msr {
+            0xc000_0080 => Ok(self.efer),
+            _ => Err(OpError::Unhandleable),
+        }
     }
 
     fn write_msr(&mut self, _msr: u32, _value: u64) -> Result<(), OpError> {

@@ -281,6 +281,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             image: None,
             dirty: false,
         };
+        let tr_load;
         let (outcome, mmio) = {
             let mut ops = Ops {
                 shared: &shared,
@@ -297,6 +298,8 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 pio_in_needed: None,
                 xmm: Some(&mut xmm),
                 mmio_more: None,
+                tr_load: None,
+                efer: vcpu.efer,
             };
             if let Some(c) = ops.cr.get_mut(2) {
                 *c = vcpu.regs.cr2;
@@ -320,6 +323,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             self.st.pio_in_answer = ops.pio_in;
             self.st.string_pio = pio;
             self.st.mmio_write_more = ops.mmio_more;
+            tr_load = ops.tr_load;
             (o, ops.mmio)
         };
         xmm.finish();
@@ -359,6 +363,13 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 r.r15,
             ] = *g;
             v.write(guest::RSP, g[4]);
+            if let Some((sel, base, limit, ar)) = tr_load {
+                // LTR: the task register the emulator checked and loaded.
+                v.write(guest::TR_SELECTOR, u64::from(sel));
+                v.write(guest::TR_BASE, base);
+                v.write(guest::TR_LIMIT, u64::from(limit));
+                v.write(guest::TR_ACCESS_RIGHTS, u64::from(ar));
+            }
             v.write(guest::RIP, ctx.regs.rip);
             v.write(guest::RFLAGS, ctx.regs.rflags);
             let shadow = match ctx.shadow {
@@ -525,6 +536,7 @@ fn queue_exception(vcpu: &mut VmxVcpu, e: Exception) {
         Exception::Breakpoint => (3, None),
         Exception::InvalidOpcode => (6, None),
         Exception::DeviceNotAvailable => (7, None),
+        Exception::SegmentNotPresent(ec) => (11, Some(u32::from(ec))),
         Exception::StackFault(ec) => (12, Some(u32::from(ec))),
         Exception::GeneralProtection(ec) => (13, Some(u32::from(ec))),
         Exception::PageFault { addr, error_code } => {

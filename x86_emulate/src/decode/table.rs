@@ -243,6 +243,8 @@ pub enum Op {
     Wrmsr,
     /// CLTS.
     Clts,
+    /// LTR r/m16 (0F 00 /3).
+    Ltr,
     /// LGDT.
     Lgdt,
     /// LIDT.
@@ -438,6 +440,8 @@ pub enum Group {
     G5,
     /// C6/C7: MOV r/m, imm.
     G11 { byte: bool },
+    /// 0F 00: only LTR (/3) is emulated.
+    G6,
     /// 0F 01.
     G7,
     /// 0F BA: BT* r/m, imm8.
@@ -653,6 +657,7 @@ pub const fn two_byte(op: u8) -> Slot {
     use Loc::*;
     let ctrl = Attr::MODRM.union(Attr::PRIV).union(Attr::CTRL);
     match op {
+        0x00 => Slot::Group(Group::G6),
         0x01 => Slot::Group(Group::G7),
         0x05 => e(Op::Syscall, None, None, N),
         0x06 => e(Op::Clts, None, None, Attr::PRIV),
@@ -766,6 +771,9 @@ pub const fn group(g: Group, modrm: u8) -> Slot {
                 e(Op::Mov, Rm, Imm, M)
             }
         }
+        // LTR: the CPL and mode checks come from the instruction (#UD in
+        // real and virtual-8086 mode before the CPL test), not Attr::PRIV.
+        Group::G6 if reg == 3 => e(Op::Ltr, None, RmSized(crate::mode::Size::S16), M),
         Group::G7 => match (reg, is_reg) {
             (2, false) => e(Op::Lgdt, None, MemOnly, M.union(Attr::PRIV)),
             (3, false) => e(Op::Lidt, None, MemOnly, M.union(Attr::PRIV)),

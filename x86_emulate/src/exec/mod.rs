@@ -19,6 +19,7 @@ mod stack;
 mod string;
 mod sys_call;
 mod system;
+mod task;
 
 use crate::decode::table::{Attr, Op};
 use crate::decode::{self, DecodeError, Insn, MAX_LEN, MemRef, Operand, RegRef};
@@ -351,6 +352,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             Op::Rdmsr => self.rdmsr(),
             Op::Wrmsr => self.wrmsr(),
             Op::Clts => self.clts(),
+            Op::Ltr => self.ltr(),
             Op::Lgdt | Op::Lidt => self.lgdt_lidt(insn.op == Op::Lidt),
             Op::Smsw => self.smsw(),
             Op::Lmsw => self.lmsw(),

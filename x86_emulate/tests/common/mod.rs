@@ -42,6 +42,10 @@ pub struct Mock {
     /// Record reads and writes (off for the bulk differential runs).
     pub log: bool,
     pub io_allowed: bool,
+    /// GDTR (base, limit); `None` answers `gdtr` with `Unhandleable`.
+    pub gdtr: Option<(u64, u16)>,
+    /// Every `load_tr`: (selector, base, limit, access rights).
+    pub tr_loads: Vec<(u16, u64, u32, u32)>,
 }
 
 fn seg_index(s: Seg) -> usize {
@@ -243,6 +247,21 @@ impl EmulatorOps for Mock {
 
     fn write_msr(&mut self, msr: u32, value: u64) -> Result<(), OpError> {
         self.msrs.insert(msr, value);
+        Ok(())
+    }
+
+    fn gdtr(&mut self) -> Result<(u64, u16), OpError> {
+        self.gdtr.ok_or(OpError::Unhandleable)
+    }
+
+    fn load_tr(
+        &mut self,
+        selector: u16,
+        base: u64,
+        limit: u32,
+        access_rights: u32,
+    ) -> Result<(), OpError> {
+        self.tr_loads.push((selector, base, limit, access_rights));
         Ok(())
     }
 
