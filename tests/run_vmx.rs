@@ -1120,3 +1120,30 @@ fn ltr_from_mmio_loads_tr_and_marks_the_tss_busy() {
     let gdt = vm.p.read(RAM + 0x2000 + 0x18, 8);
     assert_eq!(gdt[5], 0x8b, "descriptor marked busy");
 }
+
+/// A store that crosses from one MMIO page into another goes to user
+/// space as two KVM_EXIT_MMIO fragments, one per page, the guest not
+/// running in between (emulator.flat's "cross-page mmio write").
+#[test]
+fn a_store_crossing_mmio_pages_goes_out_in_two_fragments() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.p.write(RAM + 0x1000, &[0x66, 0x89, 0x03]); // mov [ebx], ax
+    let mut r = vm.regs();
+    r.rbx = 0xd000_0fff;
+    r.rax = 0x88aa;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xd000_0fff, 2),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    for (addr, byte) in [(0xd000_0fffu64, 0xaau8), (0xd000_1000, 0x88)] {
+        assert_eq!(vm.run(), Ok(0));
+        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
+        assert_eq!((vm.u64_at(32), vm.u32_at(48), vm.run[52]), (addr, 1, 1));
+        assert_eq!(vm.run[40], byte);
+    }
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    assert_eq!(vm.entries().len(), 2);
+}

@@ -263,15 +263,7 @@ impl<S: Services> Ops<'_, S> {
             // before the guest runs again (Linux's `mmio_fragments`).
             let mut at = gpa;
             for chunk in data.chunks(8) {
-                if self.mmio.is_some() && self.mmio_more.is_none() {
-                    let first = self.mmio.take();
-                    let r = self.phys_write(at, chunk);
-                    self.mmio_more = self.mmio.take();
-                    self.mmio = first;
-                    r?;
-                } else {
-                    self.phys_write(at, chunk)?;
-                }
+                self.phys_write(at, chunk)?;
                 at = at.wrapping_add(chunk.len() as u64);
             }
             return Ok(());
@@ -282,7 +274,7 @@ impl<S: Services> Ops<'_, S> {
         if self.coalesce(gpa, data) {
             return Ok(());
         }
-        if self.mmio.is_some() || data.len() > 8 {
+        if (self.mmio.is_some() && self.mmio_more.is_some()) || data.len() > 8 {
             return Err(OpError::Unhandleable);
         }
         let mut m = MmioExit {
@@ -299,7 +291,14 @@ impl<S: Services> Ops<'_, S> {
             gpa as usize,
             u64::from_le_bytes(m.data) as usize,
         );
-        self.mmio = Some(m);
+        // A second user-space fragment (the other half of a store that
+        // crosses into another MMIO page, or of a 16-byte store) goes out
+        // with the next KVM_RUN.
+        if self.mmio.is_none() {
+            self.mmio = Some(m);
+        } else {
+            self.mmio_more = Some(m);
+        }
         Ok(())
     }
 }
