@@ -86,21 +86,16 @@
 //! and the wrappers are ordinary inlined functions.
 //!
 //! Every name is declared, so a D script naming any of them compiles
-//! against the provider; `make` counts the ones placed in the object. Five
+//! against the provider; `make` counts the ones placed in the object. Three
 //! have no site:
-//! - `kvm-mmu-sync-page`, `kvm-mmu-get-page`, `kvm-mmu-audit-post-pte`
-//!   (by decision): the C fired them in the shadow MMU (kvm_mmu.c
-//!   `kvm_sync_page`, `kvm_mmu_get_page`, the `audit` hook of
-//!   `kvm_mmu_pte_write`) on shadow pages. The port's MMU is EPT only
-//!   (`mmu/`): there are no shadow pages to sync, look up or audit, so no
-//!   event for them to report.
+//! - `kvm-mmu-sync-page`, `kvm-mmu-audit-post-pte` (by decision): the C
+//!   fired them in the shadow MMU only (kvm_mmu.c `kvm_sync_page`, the
+//!   `audit` hook of `kvm_mmu_pte_write`), on shadow pages the EPT-only
+//!   port (`mmu/`) does not have. (`kvm-mmu-get-page` fires where a new EPT
+//!   table page is allocated, src/illumos/services.rs, as the C's
+//!   `__direct_map` → `kvm_mmu_get_page` did under EPT.)
 //! - `kvm-hv-hypercall` (by decision): `kvm_hv_hypercall` (kvm_x86.c:2981),
 //!   the Hyper-V hypercall interface, which the port does not implement.
-//! - `kvm-vcpu-run` (not yet): the C fired it at `__vcpu_run`'s decision
-//!   points (kvm_x86.c:3532–3560). Those are in the run loop,
-//!   `kvm_vmx::run::vcpu_loop` (vmx/src/run.rs), which reports probes
-//!   through its `ProbeSink` (vmx/src/env.rs `Probe`, mapped to these
-//!   functions in src/vm/vmx/env.rs); [`vcpu_run`] is ready for it.
 
 macro_rules! probes {
     ($(

@@ -175,6 +175,10 @@ impl TablePages for KmemTables {
             return None;
         }
         self.pages.insert(pa, va as usize);
+        // `kvm-mmu-get-page`: the C fired it in `kvm_mmu_get_page` for every
+        // new EPT table page too (`__direct_map`); the argument is the
+        // table's kernel address (the C's `struct kvm_mmu_page *`).
+        kvm_kstat::sdt::mmu_get_page(va as usize);
         Some(pa)
     }
 
