@@ -1147,3 +1147,46 @@ fn a_store_crossing_mmio_pages_goes_out_in_two_fragments() {
     assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
     assert_eq!(vm.entries().len(), 2);
 }
+
+/// MOV to CR4 of a bit whose feature the guest's CPUID does not offer is
+/// #GP (SDM vol. 3 §2.5; kvm-unit-tests' pcid-*, xsave); offered, it is
+/// taken.
+#[test]
+fn cr4_bits_follow_the_guests_cpuid() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    const PCIDE: u64 = 1 << 17;
+    // mov cr4, rax (CR 4, MOV to CR, GPR 0).
+    let mov_cr4 = || Exit::new(ExitReason::CrAccess, 3, 4).with(|r, _| r.rax = PCIDE);
+    vm.exits(vec![mov_cr4(), Exit::new(ExitReason::Hlt, 1, 0)]);
+    assert_eq!(vm.run(), Ok(0));
+    let e = vm.entries();
+    assert_eq!(e[1].injected, 0x8000_0b0d, "no PCID in CPUID: #GP(0)");
+    assert_eq!(vm.sregs().cr4 & PCIDE, 0);
+    // Offer PCID (CPUID.1:ECX[17]).
+    let leaf1 = kvm_cpuid_entry2 {
+        function: 1,
+        index: 0,
+        flags: 0,
+        eax: 0,
+        ebx: 0,
+        ecx: 1 << 17,
+        edx: 0,
+        padding: [0; 3],
+    };
+    vm.p.put(
+        BUF,
+        &kvm_cpuid2 {
+            nent: 1,
+            padding: 0,
+            entries: [],
+        },
+    );
+    vm.p.put(BUF + 8, &leaf1);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetCpuid2, BUF, &vm.p), Ok(0));
+    vm.exits(vec![mov_cr4(), Exit::new(ExitReason::Hlt, 1, 0)]);
+    assert_eq!(vm.run(), Ok(0));
+    let e = vm.entries();
+    assert_eq!(e.last().unwrap().injected & (1 << 31), 0, "taken");
+    assert_ne!(vm.sregs().cr4 & PCIDE, 0);
+}

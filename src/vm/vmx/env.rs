@@ -469,6 +469,24 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
     }
 }
 
+/// The CR4 bits the guest may set given its CPUID table: the architectural
+/// ones every CPU with VMX has, plus those whose feature bit CPUID offers.
+fn cr4_allowed_by_cpuid<S: Services>(core: &VcpuCore<S>) -> u64 {
+    let bit = |on: bool, b: u32| if on { 1u64 << b } else { 0 };
+    let l1 = super::cpuid_lookup(core, 1, 0).unwrap_or_default();
+    let l7 = super::cpuid_lookup(core, 7, 0).unwrap_or_default();
+    // VME PVI TSD DE PSE PAE MCE PGE PCE OSFXSR OSXMMEXCPT.
+    0x7ff
+        | bit(l7.ecx & (1 << 2) != 0, 11) // UMIP
+        | bit(l7.ecx & (1 << 16) != 0, 12) // LA57
+        | bit(l1.ecx & (1 << 6) != 0, 14) // SMXE
+        | bit(l7.ebx & 1 != 0, 16) // FSGSBASE
+        | bit(l1.ecx & (1 << 17) != 0, 17) // PCIDE
+        | bit(l1.ecx & (1 << 26) != 0, 18) // OSXSAVE
+        | bit(l7.ebx & (1 << 7) != 0, 20) // SMEP
+        | bit(l7.ebx & (1 << 20) != 0, 21) // SMAP
+}
+
 /// `kernel_pio`: an access to an in-kernel device on the PIO bus (PIC
 /// pair, ELCR, PIT, speaker port); `false` if none claims `port`.
 pub fn kernel_pio<S: Services>(
@@ -749,6 +767,12 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
             ControlRegister::Cr4 => {
                 // Reserved bits, and VMXE (no nested VMX).
                 if value & !0x003f_57ff != 0 {
+                    return Err(Fault::Gp(0));
+                }
+                // Bits of features the guest's CPUID does not offer are
+                // reserved for it (SDM vol. 3 §2.5; Linux's
+                // `kvm_is_valid_cr4`): kvm-unit-tests' pcid-*, xsave, la57.
+                if value & !cr4_allowed_by_cpuid(self.core) != 0 {
                     return Err(Fault::Gp(0));
                 }
                 let old = cr::guest_cr4(&v, vcpu.config.ept());
