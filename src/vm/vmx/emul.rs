@@ -209,19 +209,6 @@ impl<S: Services> Ops<'_, S> {
     }
 
     fn phys_read(&mut self, gpa: u64, buf: &mut [u8]) -> Result<(), OpError> {
-        if buf.len() > 8 {
-            // An SSE load from MMIO: 8-byte fragments, each answered in
-            // turn and kept among the answers (Linux's `mmio_fragments`).
-            if self.shared.mmu().lock().read_guest(gpa, buf).is_ok() {
-                return Ok(());
-            }
-            let mut at = gpa;
-            for chunk in buf.chunks_mut(8) {
-                self.phys_read(at, chunk)?;
-                at = at.wrapping_add(chunk.len() as u64);
-            }
-            return Ok(());
-        }
         if let Some(a) = self
             .answers
             .iter()
@@ -234,6 +221,16 @@ impl<S: Services> Ops<'_, S> {
             return Ok(());
         }
         if self.shared.mmu().lock().read_guest(gpa, buf).is_ok() {
+            return Ok(());
+        }
+        if buf.len() > 8 {
+            // An SSE load from MMIO: 8-byte fragments, each answered in
+            // turn and kept among the answers (Linux's `mmio_fragments`).
+            let mut at = gpa;
+            for chunk in buf.chunks_mut(8) {
+                self.phys_read(at, chunk)?;
+                at = at.wrapping_add(chunk.len() as u64);
+            }
             return Ok(());
         }
         if self.kernel_mmio_read(gpa, buf) {
