@@ -118,19 +118,18 @@ struct FpuXmm<'a, H: VmxHost> {
 
 impl<H: VmxHost> FpuXmm<'_, H> {
     fn image(&mut self) -> &mut [u8; 512] {
-        if self.image.is_none() {
-            if *self.loaded {
-                self.host.preempt_disable();
-                self.host.fpu_stop_guest(self.fpu);
-                self.host.preempt_enable();
-                *self.loaded = false;
+        let (host, fpu, loaded) = (self.host, &mut *self.fpu, &mut *self.loaded);
+        self.image.get_or_insert_with(|| {
+            if *loaded {
+                host.preempt_disable();
+                host.fpu_stop_guest(fpu);
+                host.preempt_enable();
+                *loaded = false;
             }
             let mut img = alloc::boxed::Box::new([0u8; 512]);
-            self.host.fpu_get(self.fpu, &mut img);
-            self.image = Some(img);
-        }
-        self.image
-            .get_or_insert_with(|| alloc::boxed::Box::new([0u8; 512]))
+            host.fpu_get(fpu, &mut img);
+            img
+        })
     }
 
     fn slot(reg: u8) -> Option<core::ops::Range<usize>> {
