@@ -242,16 +242,10 @@ fn segment(selector: u16, ty: u8) -> kvm_segment {
     }
 }
 
-/// The multiboot entry state (QEMU's multiboot option ROM): 32-bit flat
-/// protected mode, paging off, EAX = magic, EBX = multiboot info.
-fn entry_state(entry: u32, mbi_gpa: u64) -> (kvm_regs, kvm_sregs) {
-    let regs = kvm_regs {
-        rax: 0x2bad_b002,
-        rbx: mbi_gpa,
-        rip: u64::from(entry),
-        rflags: 2,
-        ..Default::default()
-    };
+/// Flat 32-bit protected mode, paging off: 4 GiB code (0x08) and data
+/// (0x10) segments, TR and LDTR usable, CR0 = PE|ET, the LAPIC enabled at
+/// its default base as the BSP; no GDT/IDT (the caller sets them).
+pub fn flat_protected_sregs() -> kvm_sregs {
     let data = segment(0x10, 3);
     let mut sregs = kvm_sregs {
         cs: segment(0x08, 0xb),
@@ -274,10 +268,24 @@ fn entry_state(entry: u32, mbi_gpa: u64) -> (kvm_regs, kvm_sregs) {
         present: 1,
         ..Default::default()
     };
-    sregs.gdt.limit = 0xffff;
-    sregs.idt.limit = 0x3ff;
     sregs.cr0 = 0x11; // PE | ET
     sregs.apic_base = 0xfee0_0000 | 0x900; // enabled, BSP
+    sregs
+}
+
+/// The multiboot entry state (QEMU's multiboot option ROM): 32-bit flat
+/// protected mode, paging off, EAX = magic, EBX = multiboot info.
+fn entry_state(entry: u32, mbi_gpa: u64) -> (kvm_regs, kvm_sregs) {
+    let regs = kvm_regs {
+        rax: 0x2bad_b002,
+        rbx: mbi_gpa,
+        rip: u64::from(entry),
+        rflags: 2,
+        ..Default::default()
+    };
+    let mut sregs = flat_protected_sregs();
+    sregs.gdt.limit = 0xffff;
+    sregs.idt.limit = 0x3ff;
     (regs, sregs)
 }
 

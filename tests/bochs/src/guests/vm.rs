@@ -244,24 +244,6 @@ fn get<T: Pod>(buf: &[u64], at: usize) -> T {
     v
 }
 
-fn segment(selector: u16, ty: u8) -> kvm_segment {
-    kvm_segment {
-        base: 0,
-        limit: 0xffff_ffff,
-        selector,
-        r#type: ty,
-        present: 1,
-        dpl: 0,
-        db: 1,
-        s: 1,
-        l: 0,
-        g: 1,
-        avl: 0,
-        unusable: 0,
-        padding: 0,
-    }
-}
-
 /// 32-bit flat protected mode at `LOAD`, paging and interrupts off; no
 /// GDT or IDT yet (every guest loads its own).
 fn entry_state() -> (kvm_regs, kvm_sregs) {
@@ -271,29 +253,7 @@ fn entry_state() -> (kvm_regs, kvm_sregs) {
         rflags: 2,
         ..Default::default()
     };
-    let data = segment(0x10, 3);
-    let mut sregs = kvm_sregs {
-        cs: segment(0x08, 0xb),
-        ds: data,
-        es: data,
-        fs: data,
-        gs: data,
-        ss: data,
-        ..Default::default()
-    };
-    sregs.tr = kvm_segment {
-        limit: 0xffff,
-        r#type: 0xb,
-        present: 1,
-        ..Default::default()
-    };
-    sregs.ldt = kvm_segment {
-        limit: 0xffff,
-        r#type: 2,
-        present: 1,
-        ..Default::default()
-    };
-    sregs.cr0 = 0x11; // PE | ET
+    let mut sregs = crate::vmm::flat_protected_sregs();
     sregs.apic_base = APIC_BASE;
     (regs, sregs)
 }
