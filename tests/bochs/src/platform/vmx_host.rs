@@ -132,6 +132,11 @@ pub fn set_slice_end(tsc: u64) {
     SLICE_END.store(tsc, Ordering::Relaxed);
 }
 
+/// Ends the current slice: `signal_pending` is true from now on.
+fn end_slice_now() {
+    SLICE_END.store(cpu::rdtsc().max(1), Ordering::Relaxed);
+}
+
 fn slice_over() -> bool {
     let end = SLICE_END.load(Ordering::Relaxed);
     end != 0 && cpu::rdtsc() >= end
@@ -491,7 +496,7 @@ impl VmxHost for BareVmxHost {
             }
             let far = deadline.is_none_or(|d| d - now > YIELD_UNLESS_DUE_NS);
             if far && YIELD_ON_BLOCK.load(Ordering::Relaxed) {
-                SLICE_END.store(cpu::rdtsc().max(1), Ordering::Relaxed);
+                end_slice_now();
                 return;
             }
             if deadline.is_none() {
@@ -506,7 +511,7 @@ impl VmxHost for BareVmxHost {
     /// target would run at once on a CPU of its own.
     fn kick(&self, _vm: VmId, vcpu: u32) {
         if YIELD_ON_BLOCK.load(Ordering::Relaxed) && CURRENT_VCPU.load(Ordering::Relaxed) != vcpu {
-            SLICE_END.store(cpu::rdtsc().max(1), Ordering::Relaxed);
+            end_slice_now();
             if let Some(bit) = 1u32.checked_shl(vcpu) {
                 KICKED.fetch_or(bit, Ordering::Relaxed);
             }
