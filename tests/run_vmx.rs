@@ -154,6 +154,25 @@ impl Vm {
         self.set_regs(&r);
     }
 
+    /// KVM_SET_CPUID2 with `entries`.
+    fn set_cpuid(&self, entries: &[kvm_cpuid_entry2]) {
+        self.p.put(
+            BUF,
+            &kvm_cpuid2 {
+                nent: entries.len() as u32,
+                padding: 0,
+                entries: [],
+            },
+        );
+        for (i, e) in entries.iter().enumerate() {
+            self.p.put(BUF + 8 + 40 * i as u64, e);
+        }
+        assert_eq!(
+            ioctl(&self.d, self.fd, Ioctl::SetCpuid2, BUF, &self.p),
+            Ok(0)
+        );
+    }
+
     fn entries(&self) -> Vec<Entry> {
         script(&self.d).entries.clone()
     }
@@ -409,16 +428,7 @@ fn cpuid_answers_from_the_vcpu_table() {
         edx: 0x4d,
         padding: [0; 3],
     };
-    vm.p.put(
-        BUF,
-        &kvm_cpuid2 {
-            nent: 1,
-            padding: 0,
-            entries: [],
-        },
-    );
-    vm.p.put(BUF + 8, &e);
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetCpuid2, BUF, &vm.p), Ok(0));
+    vm.set_cpuid(&[e]);
     vm.exits(vec![
         Exit::new(ExitReason::Cpuid, 2, 0).with(|r, _| {
             r.rax = 0x4000_0000;
@@ -1174,16 +1184,7 @@ fn cr4_bits_follow_the_guests_cpuid() {
         edx: 0,
         padding: [0; 3],
     };
-    vm.p.put(
-        BUF,
-        &kvm_cpuid2 {
-            nent: 1,
-            padding: 0,
-            entries: [],
-        },
-    );
-    vm.p.put(BUF + 8, &leaf1);
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetCpuid2, BUF, &vm.p), Ok(0));
+    vm.set_cpuid(&[leaf1]);
     vm.exits(vec![mov_cr4(), Exit::new(ExitReason::Hlt, 1, 0)]);
     assert_eq!(vm.run(), Ok(0));
     let e = vm.entries();
