@@ -120,33 +120,7 @@ impl Vm {
     /// Flat 32-bit protected mode, paging off, RIP = `rip`, IF set.
     fn protected_mode(&self, rip: u64) {
         let mut s = self.sregs();
-        let code = kvm_segment {
-            base: 0,
-            limit: 0xffff_ffff,
-            selector: 0x8,
-            r#type: 0xb,
-            present: 1,
-            dpl: 0,
-            db: 1,
-            s: 1,
-            l: 0,
-            g: 1,
-            avl: 0,
-            unusable: 0,
-            padding: 0,
-        };
-        let data = kvm_segment {
-            selector: 0x10,
-            r#type: 0x3,
-            ..code
-        };
-        s.cs = code;
-        s.ds = data;
-        s.es = data;
-        s.ss = data;
-        s.fs = data;
-        s.gs = data;
-        s.cr0 = 0x11; // PE | ET
+        flat_protected_mode(&mut s);
         self.set_sregs(&s);
         let mut r = self.regs();
         r.rip = rip;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use kvm::vm::VmBackend;
 use kvm::vm::vmx::{HostPage, LoadState, RealVmx, VmxHost};
-use kvm_ioctl::abi::Ioctl;
+use kvm_ioctl::abi::{Ioctl, kvm_segment, kvm_sregs};
 use kvm_ioctl::{Dev, Driver, Errno};
 use kvm_vmx::entry::EntryResult;
 use kvm_vmx::exit_reason::ExitReason;
@@ -112,6 +112,38 @@ impl Vmcs for SharedVmcs {
 }
 
 // ------------------------------------------------------------ the script
+
+/// Flat 32-bit protected mode in `s`, paging off, CPL 0: 4 GiB code
+/// (0x08) and data (0x10) segments, CR0 = PE|ET.
+pub fn flat_protected_mode(s: &mut kvm_sregs) {
+    let code = kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector: 0x8,
+        r#type: 0xb,
+        present: 1,
+        dpl: 0,
+        db: 1,
+        s: 1,
+        l: 0,
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    };
+    let data = kvm_segment {
+        selector: 0x10,
+        r#type: 0x3,
+        ..code
+    };
+    s.cs = code;
+    s.ds = data;
+    s.es = data;
+    s.ss = data;
+    s.fs = data;
+    s.gs = data;
+    s.cr0 = 0x11; // PE | ET
+}
 
 /// What the guest does before its next exit (registers, VMCS guest state).
 pub type GuestAction = Box<dyn FnMut(&mut GuestRegs, &mut FakeVmcs) + Send>;
