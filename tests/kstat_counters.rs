@@ -30,17 +30,19 @@
 //! - VM: `ept-table-pages` and `lpages` are gauges (EPT table pages and
 //!   2 MiB leaves in use; the fake page-table allocator and the guest
 //!   layout are the oracles), `remote-tlb-flush` counts INVEPT requests
-//!   (`kvm_flush_remote_tlbs`, kvm.c:557).
+//!   (`kvm_flush_remote_tlbs`, kvm.c:557), `mmu-pte-write` counts emulated
+//!   writes to guest RAM: `emulator_write_phys` (kvm_x86.c:2458) calls
+//!   `kvm_mmu_pte_write` after every one, which counts it (kvm_mmu.c:2570)
+//!   before it looks for shadow pages of the frame (none under EPT); an
+//!   emulated write to MMIO never gets there, nor does a CMPXCHG whose
+//!   comparison fails (kvm_emulate.c:2982: no memory write-back).
 //!
 //! Stats the driver never increments, asserted to exist and stay 0 through
 //! every event of this file ([`never_incremented_stats_exist_and_stay_zero`]):
-//! - `mmu-pte-write`, `mmu-pte-updated`, `mmu-pte-zapped`, `mmu-flooded`:
-//!   the C counted them in `kvm_mmu_pte_write` (kvm_mmu.c:2570ff), the
-//!   shadow MMU's trap on writes to guest page tables. With EPT there are
-//!   no shadow pages to update or zap; `mmu-pte-write` alone was still
-//!   bumped by every emulated guest write in the C (it ran before the
-//!   shadow-page lookup): the port has no `kvm_mmu_pte_write` and does not
-//!   count it.
+//! - `mmu-pte-updated`, `mmu-pte-zapped`, `mmu-flooded`: the C counted them
+//!   in `kvm_mmu_pte_write` (kvm_mmu.c:2570ff), the shadow MMU's trap on
+//!   writes to guest page tables, for the shadow pages of the written
+//!   frame. With EPT there are none to update or zap.
 //! - `mmu-cache-miss` (`kvm_mmu_get_page`, kvm_mmu.c:1212: a new shadow
 //!   page; with EPT the C counted each new EPT table page there; here
 //!   `ept-table-pages` reports table memory instead), `mmu-recycled`
@@ -490,12 +492,70 @@ fn lpages_counts_a_2m_mapping_and_remote_tlb_flush_its_removal() {
     assert_eq!(vm.counters().get("vm:ept-table-pages"), vm.table_pages());
 }
 
+/// `mmu-pte-write`: an emulated store to guest RAM. The scripted CPU
+/// reports an EPT violation on an unbacked GPA (as a CPU with a stale
+/// translation would); the emulator, re-walking the guest's (flat)
+/// addressing, finds the store's target in RAM and writes it there.
+#[test]
+fn mmu_pte_write_counts_an_emulated_write_to_guest_ram() {
+    let mut vm = vm(false);
+    vm.p.write(RAM + 0x1000, &[0x89, 0x03]); // mov [ebx], eax
+    let mut r = vm.regs();
+    r.rbx = 0x8000;
+    r.rax = 0x1234_5678;
+    vm.set_regs(&r);
+    vm.exits(vec![Exit::ept(0xd000_0000, 2), out_to_user()]);
+    let before = vm.counters();
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.p.read(RAM + 0x8000, 4), 0x1234_5678u32.to_le_bytes());
+    assert_moved(
+        &before,
+        &vm.counters(),
+        &run_and(&[
+            ("vcpu:exits", 2),
+            ("vcpu:insn-emulation", 1),
+            ("vcpu:io-exits", 1),
+            ("vm:mmu-pte-write", 1),
+        ]),
+    );
+}
+
+/// `lock cmpxchg [ebx], ecx` (`f0 0f b1 0b`) on guest RAM: a successful
+/// exchange writes memory (`mmu-pte-write` moves), a failed one only
+/// loads EAX (it does not).
+#[test]
+fn mmu_pte_write_counts_a_cmpxchg_that_writes() {
+    for (old, moves) in [(0x1111u32, true), (0x2222, false)] {
+        let mut vm = vm(false);
+        vm.p.write(RAM + 0x1000, &[0xf0, 0x0f, 0xb1, 0x0b]);
+        vm.p.write(RAM + 0x8000, &0x1111u32.to_le_bytes());
+        let mut r = vm.regs();
+        r.rbx = 0x8000;
+        r.rax = u64::from(old);
+        r.rcx = 0x3333;
+        vm.set_regs(&r);
+        vm.exits(vec![Exit::ept(0xd000_0000, 2), out_to_user()]);
+        let before = vm.counters();
+        assert_eq!(vm.run(), Ok(0));
+        let mem = if moves { 0x3333u32 } else { 0x1111 };
+        assert_eq!(vm.p.read(RAM + 0x8000, 4), mem.to_le_bytes());
+        let mut want = vec![
+            ("vcpu:exits", 2),
+            ("vcpu:insn-emulation", 1),
+            ("vcpu:io-exits", 1),
+        ];
+        if moves {
+            want.push(("vm:mmu-pte-write", 1));
+        }
+        assert_moved(&before, &vm.counters(), &run_and(&want));
+    }
+}
+
 // ------------------------------------------------------------ the rest
 
 /// The stats no event moves (see the module documentation for each one's
 /// C reason), after a mix of every event above.
 const NEVER: &[&str] = &[
-    "vm:mmu-pte-write",
     "vm:mmu-pte-zapped",
     "vm:mmu-pte-updated",
     "vm:mmu-flooded",
@@ -648,6 +708,7 @@ fn every_stat_is_covered_by_a_test_of_this_file() {
         "vm:lpages",
         "vm:remote-tlb-flush",
         "vm:ept-table-pages",
+        "vm:mmu-pte-write",
         "vcpu:id",
         "vcpu:pid",
         "vcpu:nmi-injections",

@@ -1165,3 +1165,319 @@ fn cr4_bits_follow_the_guests_cpuid() {
     assert_eq!(e.last().unwrap().injected & (1 << 31), 0, "taken");
     assert_ne!(vm.sregs().cr4 & PCIDE, 0);
 }
+
+/// The Hyper-V hypercall page (kvm_x86.c `set_msr_hyperv_pw`,
+/// `get_msr_hyperv_pw`, `kvm_hv_hypercall_enabled`): HV_X64_MSR_HYPERCALL
+/// is ignored while HV_X64_MSR_GUEST_OS_ID is 0; enabling it (bit 0, the
+/// page's GPA in bits 63:12) writes the page's code, VMCALL then RET, and
+/// VMCALL becomes a Hyper-V hypercall (result in EDX:EAX here, 32-bit
+/// mode); a page outside guest RAM is #GP; clearing the guest OS id
+/// disables the page again.
+#[test]
+fn hyperv_hypercall_msr_installs_the_hypercall_page() {
+    const GUEST_OS_ID: u64 = 0x4000_0000;
+    const HYPERCALL: u64 = 0x4000_0001;
+    const OS_ID: u64 = 0x0001_0400_0000_1234;
+    // SDM vol. 2: VMCALL is 0F 01 C1, near RET is C3.
+    const PAGE_CODE: [u8; 4] = [0x0f, 0x01, 0xc1, 0xc3];
+    // The C's -ENOSYS for an unknown KVM hypercall is KVM's -1000.
+    const KVM_ENOSYS: u64 = 1000u64.wrapping_neg();
+    let wrmsr = |msr: u64, data: u64| {
+        Exit::new(ExitReason::MsrWrite, 2, 0).with(move |r, _| {
+            r.rcx = msr;
+            r.rax = data & 0xffff_ffff;
+            r.rdx = data >> 32;
+        })
+    };
+    let rdmsr = |msr: u64| Exit::new(ExitReason::MsrRead, 2, 0).with(move |r, _| r.rcx = msr);
+    // Call code 0x99 (unknown to both interfaces) in EAX, EDX 0.
+    let vmcall = || {
+        Exit::new(ExitReason::Vmcall, 3, 0).with(|r, _| {
+            r.rax = 0x99;
+            r.rdx = 0;
+        })
+    };
+    let hlt = || Exit::new(ExitReason::Hlt, 1, 0);
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.p.write(RAM + 0x5000, &[0xaa; 8]);
+
+    // Without a guest OS id: the enable is ignored (no #GP), VMCALL stays
+    // a KVM hypercall.
+    vm.exits(vec![
+        wrmsr(HYPERCALL, 0x5001),
+        rdmsr(HYPERCALL),
+        vmcall(),
+        hlt(),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    let e = vm.entries();
+    assert_eq!(e[1].injected & (1 << 31), 0, "no #GP");
+    assert_eq!(e[1].rip, e[0].rip + 2);
+    assert_eq!((e[2].regs.rax, e[2].regs.rdx), (0, 0), "still 0");
+    assert_eq!(e[3].regs.rax, KVM_ENOSYS, "a KVM hypercall");
+    assert_eq!(vm.p.read(RAM + 0x5000, 8), [0xaa; 8], "no page written");
+
+    // With one: the page is written and VMCALL is a Hyper-V hypercall.
+    vm.exits(vec![
+        wrmsr(GUEST_OS_ID, OS_ID),
+        wrmsr(HYPERCALL, 0x5001),
+        rdmsr(HYPERCALL),
+        rdmsr(GUEST_OS_ID),
+        vmcall(),
+        // Page 0x200 is above the 1 MiB of RAM: #GP, nothing changes.
+        wrmsr(HYPERCALL, 0x20_0001),
+        rdmsr(HYPERCALL),
+        // A zero guest OS id clears the enable bit.
+        wrmsr(GUEST_OS_ID, 0),
+        rdmsr(HYPERCALL),
+        vmcall(),
+        hlt(),
+    ]);
+    let n = vm.entries().len();
+    assert_eq!(vm.run(), Ok(0));
+    let e = &vm.entries()[n..];
+    assert_eq!(e[1].injected & (1 << 31), 0);
+    assert_eq!(e[2].injected & (1 << 31), 0, "enabled without #GP");
+    let mut page = PAGE_CODE.to_vec();
+    page.extend([0xaa; 4]);
+    assert_eq!(
+        vm.p.read(RAM + 0x5000, 8),
+        page,
+        "VMCALL; RET, nothing more"
+    );
+    assert_eq!((e[3].regs.rax, e[3].regs.rdx), (0x5001, 0));
+    assert_eq!((e[4].regs.rax, e[4].regs.rdx), (0x1234, 0x0001_0400));
+    assert_eq!(
+        (e[5].regs.rax, e[5].regs.rdx),
+        (2, 0),
+        "HV_STATUS_INVALID_HYPERCALL_CODE in EDX:EAX"
+    );
+    assert_eq!(e[5].rip, e[4].rip + 3);
+    assert_eq!(e[6].injected, 0x8000_0b0d, "#GP(0)");
+    assert_eq!(e[6].rip, e[5].rip, "RIP on the WRMSR");
+    assert_eq!((e[7].regs.rax, e[7].regs.rdx), (0x5001, 0), "unchanged");
+    assert_eq!((e[9].regs.rax, e[9].regs.rdx), (0x5000, 0), "disabled");
+    assert_eq!(e[10].regs.rax, KVM_ENOSYS, "a KVM hypercall again");
+    // `hypercalls` counts the two KVM hypercalls only (the C's
+    // `kvm_emulate_hypercall` hands Hyper-V calls over before counting).
+    assert_eq!(vcpu_stat(&vm.d, "hypercalls"), 2);
+
+    // KVM_GET_MSRS reads the same state.
+    let mut msrs = kvm_msrs {
+        nmsrs: 2,
+        pad: 0,
+        entries: [kvm_msr_entry::default(); 100],
+    };
+    msrs.entries[0].index = GUEST_OS_ID as u32;
+    msrs.entries[1].index = HYPERCALL as u32;
+    vm.p.put(BUF, &msrs);
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetMsrs, BUF, &vm.p), Ok(2));
+    let back: kvm_msrs = vm.p.get(BUF);
+    assert_eq!((back.entries[0].data, back.entries[1].data), (0, 0x5000));
+}
+
+/// A far JMP with its pointer in MMIO (kvm-unit-tests' emulator.flat
+/// test_ljmp, 32-bit form): user space answers the offset, then the
+/// selector; the emulator checks the GDT descriptor, sets its accessed
+/// bit, and CS and EIP are loaded when the instruction completes.
+#[test]
+fn far_jmp_through_mmio_loads_cs() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    // GDT at 0x2000: entry 3 (0x18) a flat 32-bit code segment, DPL 0,
+    // execute/read, not yet accessed (SDM vol. 3 figure 3-8).
+    let code: [u8; 8] = [0xff, 0xff, 0x00, 0x00, 0x00, 0x9a, 0xcf, 0x00];
+    vm.p.write(RAM + 0x2000 + 0x18, &code);
+    let mut s = vm.sregs();
+    s.gdt.base = 0x2000;
+    s.gdt.limit = 0x27;
+    vm.set_sregs(&s);
+    vm.p.write(RAM + 0x1000, &[0xff, 0x2b]); // jmp far [ebx]
+    let mut r = vm.regs();
+    r.rbx = 0xd000_0000;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xd000_0000, 1),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    for (addr, len, answer) in [(0xd000_0000u64, 4, 0x3000u32), (0xd000_0004, 2, 0x18)] {
+        assert_eq!(vm.run(), Ok(0));
+        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
+        assert_eq!((vm.u64_at(32), vm.u32_at(48), vm.run[52]), (addr, len, 0));
+        vm.run[40..44].copy_from_slice(&answer.to_le_bytes());
+    }
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    assert_eq!(vm.entries().last().unwrap().rip, 0x3000);
+    let s = vm.sregs();
+    assert_eq!(
+        (
+            s.cs.selector,
+            s.cs.base,
+            s.cs.limit,
+            s.cs.r#type,
+            s.cs.db,
+            s.cs.g
+        ),
+        (0x18, 0, 0xffff_ffff, 0xb, 1, 1)
+    );
+    assert_eq!(
+        vm.p.read(RAM + 0x2000 + 0x18 + 5, 1),
+        [0x9b],
+        "accessed bit"
+    );
+    // A descriptor-table write is not an emulated data write: the C wrote
+    // it with `kvm_write_guest_virt`, never `kvm_mmu_pte_write`.
+    assert_eq!(vm_stat(&vm.d, "mmu-pte-write"), 0);
+}
+
+/// A far JMP to a data segment: #GP(selector) is injected, CS and RIP stay.
+#[test]
+fn far_jmp_to_a_data_segment_is_gp() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    let data: [u8; 8] = [0xff, 0xff, 0x00, 0x00, 0x00, 0x93, 0xcf, 0x00];
+    vm.p.write(RAM + 0x2000 + 0x20, &data);
+    let mut s = vm.sregs();
+    s.gdt.base = 0x2000;
+    s.gdt.limit = 0x27;
+    vm.set_sregs(&s);
+    // jmp far [0x3000]: the pointer in RAM.
+    vm.p.write(RAM + 0x1000, &[0xff, 0x2d, 0x00, 0x30, 0x00, 0x00]);
+    vm.p.write(RAM + 0x3000, &[0x00, 0x40, 0x00, 0x00, 0x20, 0x00]);
+    vm.exits(vec![
+        Exit::ept(0xd000_0000, 1),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    let e = vm.entries();
+    assert_eq!(e[1].injected, 0x8000_0b0d, "#GP with an error code");
+    assert_eq!(e[1].error_code, 0x20);
+    assert_eq!(e[1].rip, 0x1000);
+    assert_eq!(vm.sregs().cs.selector, 0x8);
+}
+
+/// kvm_emulate.c's XADD records `KVM_RINGBUF_TAG_EMUXADD` (12) with the
+/// destination's address in the VCPU's event ring, once per instruction.
+#[test]
+fn xadd_through_mmio_records_the_ring() {
+    let mut vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    vm.p.write(RAM + 0x1000, &[0x0f, 0xc1, 0x03]); // xadd [ebx], eax
+    let mut r = vm.regs();
+    r.rbx = 0xd000_0010;
+    r.rax = 5;
+    vm.set_regs(&r);
+    vm.exits(vec![
+        Exit::ept(0xd000_0010, 2),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(
+        (vm.exit_reason(), vm.run[52]),
+        (KVM_EXIT_MMIO, 0),
+        "the read"
+    );
+    vm.run[40..44].copy_from_slice(&7u32.to_le_bytes());
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(
+        (vm.exit_reason(), vm.run[52]),
+        (KVM_EXIT_MMIO, 1),
+        "the write"
+    );
+    assert_eq!(vm.u32_at(40), 12);
+    let xadds: Vec<u64> = ring_entries(&vm.d)
+        .iter()
+        .filter(|e| e.tag == 12)
+        .map(|e| e.payload)
+        .collect();
+    assert_eq!(xadds, vec![0xd000_0010]);
+    assert_eq!(vm.regs().rax, 7);
+}
+
+/// The per-VCPU Hyper-V MSRs of `set_msr_hyperv`/`get_msr_hyperv`
+/// (KVM_CAP_HYPERV_VAPIC): the synthetic APIC MSRs are the LAPIC's
+/// registers (TPR at 0x80, ICR at 0x300/0x310: Hyper-V TLFS "Synthetic
+/// APIC MSRs"), VP_INDEX is the VCPU's index, and enabling the APIC
+/// assist page zeroes it.
+#[test]
+fn hyperv_vapic_msrs_reach_the_lapic() {
+    fn msrs(entries: &[(u32, u64)]) -> kvm_msrs {
+        let mut m = kvm_msrs {
+            nmsrs: entries.len() as u32,
+            pad: 0,
+            entries: [kvm_msr_entry::default(); 100],
+        };
+        for (e, (index, data)) in m.entries.iter_mut().zip(entries) {
+            *e = kvm_msr_entry {
+                index: *index,
+                reserved: 0,
+                data: *data,
+            };
+        }
+        m
+    }
+    let set = |vm: &Vm, e: &[(u32, u64)]| {
+        vm.p.put(BUF, &msrs(e));
+        ioctl(&vm.d, vm.fd, Ioctl::SetMsrs, BUF, &vm.p)
+    };
+    let get = |vm: &Vm, e: &[u32]| {
+        let list: Vec<(u32, u64)> = e.iter().map(|i| (*i, 0)).collect();
+        vm.p.put(BUF, &msrs(&list));
+        let n = ioctl(&vm.d, vm.fd, Ioctl::GetMsrs, BUF, &vm.p);
+        let back: kvm_msrs = vm.p.get(BUF);
+        (n, back.entries.map(|e| e.data))
+    };
+    // No in-kernel LAPIC: the synthetic APIC MSRs #GP (SET_MSRS stops).
+    let vm = Vm::new(false, false);
+    assert_eq!(
+        ioctl(&vm.d, vm.vmfd, Ioctl::CheckExtension, 45, &vm.p),
+        Ok(1),
+        "KVM_CAP_HYPERV_VAPIC"
+    );
+    assert_eq!(set(&vm, &[(0x4000_0072, 0x20)]), Ok(0));
+
+    let vm = Vm::new(true, false);
+    // TPR 0x20; ICR: a fixed IPI, vector 0x40, destination 0xff.
+    assert_eq!(
+        set(
+            &vm,
+            &[(0x4000_0072, 0x20), (0x4000_0071, 0xff00_0000_0000_4040)]
+        ),
+        Ok(2)
+    );
+    let (n, d) = get(&vm, &[0x4000_0072, 0x4000_0071, 0x4000_0002, 0x4000_0070]);
+    assert_eq!(n, Ok(3), "EOI is write-only: the read stops there");
+    assert_eq!(d[0], 0x20);
+    assert_eq!(
+        d[1] & 0xffff_ffff_0000_0fff,
+        0xff00_0000_0000_0040,
+        "ICR2:ICR, vector 0x40"
+    );
+    assert_eq!(d[2], 0, "VP_INDEX of VCPU 0");
+    // The LAPIC page agrees (KVM_GET_LAPIC: TPR at 0x80, ICR2 at 0x310).
+    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
+    let page = vm.p.read(BUF, 0x400);
+    let reg = |o: usize| u32::from_le_bytes(page[o..o + 4].try_into().unwrap());
+    assert_eq!(reg(0x80), 0x20);
+    assert_eq!(reg(0x310), 0xff00_0000);
+
+    // The assist page: zeroed when enabled; the MSR is write-only.
+    vm.p.write(RAM + 0x5000, &[0xaa; 4096]);
+    assert_eq!(
+        set(&vm, &[(0x4000_0073, 0x5000)]),
+        Ok(1),
+        "disabled: stored only"
+    );
+    assert_eq!(vm.p.read(RAM + 0x5000, 1), [0xaa]);
+    assert_eq!(set(&vm, &[(0x4000_0073, 0x5001)]), Ok(1));
+    assert!(vm.p.read(RAM + 0x5000, 4096).iter().all(|b| *b == 0));
+    assert_eq!(
+        set(&vm, &[(0x4000_0073, 0x20_0001)]),
+        Ok(0),
+        "outside RAM: #GP"
+    );
+    assert_eq!(get(&vm, &[0x4000_0073]).0, Ok(0));
+}

@@ -11,9 +11,9 @@
 //! VMCS loads/clears once the VCPU's record is attached to its VMCS
 //! (src/illumos/vmx_host.rs; the C recorded neither `VMPTRLD` nor
 //! `VCPUCLEAR`); `EMUFAIL0-2` `KvmDebugVcpu::record_emulation_failure`
-//! (kvm_report_emulation_failure). `RELOAD` the C declared and never
-//! recorded, nor does the port; `EMUXADD` (the C emulator's `xadd`) the
-//! port's emulator does not record.
+//! (kvm_report_emulation_failure); `EMUXADD` the emulator's XADD through
+//! `EmulatorOps::note_xadd` (src/vm/vmx/emul.rs). `RELOAD` the C declared
+//! and never recorded, nor does the port.
 //!
 //! The layout is the C one (`#[repr(C)]`, no padding), so a debugger reads it
 //! with the offsets `mdb-offsets` prints. Every field is an atomic of the C
@@ -62,7 +62,9 @@ pub enum Tag {
     EmuFail1 = 10,
     /// `EMUFAIL2`: emulation failed (payload: the first 8 opcode bytes).
     EmuFail2 = 11,
-    /// `EMUXADD`: the emulator executed `xadd` (payload: the guest RIP).
+    /// `EMUXADD`: the emulator executed `xadd` (payload: the destination's
+    /// address; the C recorded `c->dst.ptr`, the port the linear address,
+    /// 0 for a register).
     EmuXadd = 12,
 }
 

@@ -86,16 +86,18 @@
 //! and the wrappers are ordinary inlined functions.
 //!
 //! Every name is declared, so a D script naming any of them compiles
-//! against the provider; `make` counts the ones placed in the object. Three
-//! have no site:
-//! - `kvm-mmu-sync-page`, `kvm-mmu-audit-post-pte` (by decision): the C
-//!   fired them in the shadow MMU only (kvm_mmu.c `kvm_sync_page`, the
-//!   `audit` hook of `kvm_mmu_pte_write`), on shadow pages the EPT-only
-//!   port (`mmu/`) does not have. (`kvm-mmu-get-page` fires where a new EPT
-//!   table page is allocated, src/illumos/services.rs, as the C's
-//!   `__direct_map` → `kvm_mmu_get_page` did under EPT.)
-//! - `kvm-hv-hypercall` (by decision): `kvm_hv_hypercall` (kvm_x86.c:2981),
-//!   the Hyper-V hypercall interface, which the port does not implement.
+//! against the provider; `make` counts the ones placed in the object (40
+//! of 41). One has no site, by decision: `kvm-mmu-sync-page`, which the C
+//! fired only in the shadow MMU's kvm_mmu.c `kvm_sync_page`, on an unsync
+//! shadow page; under EPT every page is a direct one, never unsync, so the
+//! C never reached it either, and the EPT-only port (`mmu/`) has no such
+//! page. Two fire where the C did under EPT:
+//! - `kvm-mmu-audit-post-pte` in `kvm_mmu_pte_write`, which every emulated
+//!   write to guest RAM calls (kvm_x86.c `emulator_write_phys`; the port:
+//!   `VmShared::mmu_pte_write`, from the emulator's RAM writes);
+//! - `kvm-mmu-get-page` where a new EPT table page is allocated
+//!   (src/illumos/services.rs), as the C's `__direct_map` →
+//!   `kvm_mmu_get_page` did.
 
 macro_rules! probes {
     ($(

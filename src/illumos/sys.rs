@@ -29,6 +29,14 @@ pub struct IdSpace {
     _opaque: [u8; 0],
 }
 
+/// `timespec_t` (`<sys/time_impl.h>`, LP64: `time_t tv_sec; long tv_nsec`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timespec {
+    pub tv_sec: i64,
+    pub tv_nsec: i64,
+}
+
 /// `<sys/sunddi.h>`: `ddi_umem_alloc` may sleep and never fails.
 pub const DDI_UMEM_SLEEP: c_int = 0x0;
 
@@ -145,6 +153,12 @@ unsafe extern "C" {
     pub fn poke_cpu(cpun: c_int);
     /// `hrtime_t tsc_gethrtime_tick_delta(void)` (`<sys/machsystm.h>`).
     pub fn tsc_gethrtime_tick_delta() -> i64;
+    /// `hrtime_t tsc_gethrtime_params(uint64_t *tsc, uint32_t *scale,
+    /// uint8_t *shift)` (`<sys/machsystm.h>`, OS-7102): hrtime and the
+    /// TSC it was computed from, with the pvclock scale and shift.
+    pub fn tsc_gethrtime_params(tsc: *mut u64, scale: *mut u32, shift: *mut u8) -> i64;
+    /// `void gethrestime(timespec_t *)` (`<sys/time.h>`): wall-clock time.
+    pub fn gethrestime(ts: *mut Timespec);
     /// `void reset_gdtr_limit(void)` (`<sys/archsystm.h>`).
     pub fn reset_gdtr_limit();
     /// `int smt_acquire(void)`: 1 acquired, 0 busy, -1 should migrate

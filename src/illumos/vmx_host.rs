@@ -1377,6 +1377,42 @@ impl VmxHost for IllumosVmxHost {
     fn host_tsc(&self) -> u64 {
         rdtsc()
     }
+
+    /// `set_debugreg` (kvm_x86.c `vcpu_enter_guest`).
+    fn load_debug_regs(&self, db: &[u64; 4]) {
+        // SAFETY: kernel mode; the run loop calls this with interrupts
+        // disabled, right before the entry.
+        unsafe { kvm_vmx::debugreg::load_guest_breakpoints(db) }
+    }
+
+    /// `tsc_gethrtime_params` (kvm_x86.c `kvm_write_guest_time`).
+    /// ILLUMOS-VERIFY: that its TSC is the CPU-neutral one (`tsc_read()`
+    /// plus this CPU's tick delta), as the C's `tsc + vcpu->arch.tsc_offset`
+    /// assumes.
+    fn clock_params(&self) -> crate::vm::kvmclock::ClockParams {
+        let mut tsc = 0u64;
+        let mut scale = 0u32;
+        let mut shift = 0u8;
+        // SAFETY: three valid out-pointers to locals; any context.
+        let hrt = unsafe { sys::tsc_gethrtime_params(&mut tsc, &mut scale, &mut shift) };
+        crate::vm::kvmclock::ClockParams {
+            hrtime: u64::try_from(hrt).unwrap_or(0),
+            tsc,
+            mul: scale,
+            shift: shift as i8,
+        }
+    }
+
+    /// `gethrestime` (the C's `boot_wallclock` at VM creation).
+    fn wall_clock(&self) -> (u64, u32) {
+        let mut ts = sys::Timespec::default();
+        // SAFETY: a valid out-pointer to a local.
+        unsafe { sys::gethrestime(&mut ts) };
+        (
+            u64::try_from(ts.tv_sec).unwrap_or(0),
+            u32::try_from(ts.tv_nsec).unwrap_or(0),
+        )
+    }
 }
 
 /// The `xc_sync` callback of `invept_all_cpus`: INVEPT on this CPU if it is

@@ -333,6 +333,34 @@ impl<S: Services> Devices<S> {
         Some(r.map(|action| self.apply_lapic_action(i, action)))
     }
 
+    /// Port of kvm_lapic.c:`kvm_hv_vapic_msr_write`: a Hyper-V synthetic
+    /// APIC MSR write as a LAPIC register write at `reg` (ICR: the high
+    /// word first), side effects included. `None` without a LAPIC.
+    pub fn hv_vapic_msr_write(&mut self, index: u32, reg: u32, data: u64) -> Option<()> {
+        let i = (*self.lapic_of.get(index as usize)?)?;
+        let lapic = self.lapics.get_mut(i)?;
+        if reg == APIC_ICR {
+            let high = lapic.write(APIC_ICR2, (data >> 32) as u32);
+            self.apply_lapic_action(i, high);
+        }
+        let action = self.lapics.get_mut(i)?.write(reg, data as u32);
+        self.apply_lapic_action(i, action);
+        Some(())
+    }
+
+    /// Port of kvm_lapic.c:`kvm_hv_vapic_msr_read`: the LAPIC register
+    /// at `reg` (ICR: with ICR2 as the high word). `None` without a LAPIC.
+    pub fn hv_vapic_msr_read(&mut self, index: u32, reg: u32) -> Option<u64> {
+        let lapic = self.lapic(index)?;
+        let low = u64::from(lapic.read(reg));
+        let high = if reg == APIC_ICR {
+            u64::from(lapic.read(APIC_ICR2))
+        } else {
+            0
+        };
+        Some((high << 32) | low)
+    }
+
     /// A guest MMIO write to VCPU `index`'s LAPIC page
     /// (`apic_mmio_write`), side effects included. `None` if the VCPU has
     /// no LAPIC.
@@ -352,6 +380,8 @@ impl<S: Services> Devices<S> {
 
 /// `APIC_ICR`: offset of the ICR's low word in the LAPIC page.
 const APIC_ICR: u32 = 0x300;
+/// `APIC_ICR2`: the ICR's high word (destination).
+const APIC_ICR2: u32 = 0x310;
 
 /// The arguments of `kvm-ack-irq` for an ack of `pin` of `chip`, as
 /// kvm_i8259.c:pic_clear_isr and kvm_ioapic.c:__kvm_ioapic_update_eoi

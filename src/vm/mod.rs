@@ -38,6 +38,7 @@ pub mod cpuid;
 pub mod debug;
 pub mod irqchip;
 pub mod kstat;
+pub mod kvmclock;
 pub mod pit;
 pub mod services;
 pub mod vcpu;

@@ -21,6 +21,10 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 
 use kvm_devices::coalesced_mmio::{CoalescedMmio, CoalescedMmioZone, ZoneError};
+use kvm_ioctl::abi::hyperv::{
+    HV_X64_MSR_GUEST_OS_ID, HV_X64_MSR_HYPERCALL, HV_X64_MSR_HYPERCALL_ENABLE,
+    HV_X64_MSR_HYPERCALL_PAGE_ADDRESS_MASK,
+};
 use kvm_ioctl::abi::kvm_userspace_memory_region;
 use kvm_ioctl::{Errno, VmId, VmRequest};
 use kvm_kstat::{Published, VmStats};
@@ -58,7 +62,8 @@ pub fn mmu_errno(e: MmuError) -> Errno {
     }
 }
 
-/// Address state of `struct kvm_arch` the VMX reset path reads.
+/// State of `struct kvm_arch`: the addresses the VMX reset path reads and
+/// the partition-wide Hyper-V MSRs (kept under `kvm->lock` in the C).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ArchState {
     /// `tss_addr` (KVM_SET_TSS_ADDR succeeded).
@@ -67,6 +72,26 @@ pub struct ArchState {
     pub ept_identity_map_addr: u64,
     /// `ept_identity_pagetable_done`.
     pub identity_pagetable_done: bool,
+    /// `hv_guest_os_id`: HV_X64_MSR_GUEST_OS_ID.
+    pub hv_guest_os_id: u64,
+    /// `hv_hypercall`: HV_X64_MSR_HYPERCALL.
+    pub hv_hypercall: u64,
+    /// kvmclock's epoch (`boot_hrtime`, `boot_wallclock`): the host's
+    /// monotonic time and the wall-clock time at VM creation.
+    pub kvmclock_boot: KvmclockBoot,
+    /// `wall_clock`: MSR_KVM_WALL_CLOCK(_NEW) as last written.
+    pub wall_clock_msr: u64,
+}
+
+/// When the VM was created, for kvmclock (see [`crate::vm::kvmclock`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KvmclockBoot {
+    /// Host monotonic ns (the VMX host's `now_ns`).
+    pub hrtime: u64,
+    /// Wall clock: seconds since the epoch.
+    pub wall_sec: u64,
+    /// Wall clock: nanoseconds.
+    pub wall_nsec: u32,
 }
 
 /// A private memslot and the process memory behind it.
@@ -124,6 +149,17 @@ impl<S: Services> VmShared<S> {
     pub fn arch(&self) -> ArchState {
         *self.arch.lock()
     }
+    /// Record the VM's kvmclock epoch (the backend, at creation).
+    pub fn set_kvmclock_boot(&self, boot: KvmclockBoot) {
+        self.arch.lock().kvmclock_boot = boot;
+    }
+    /// MSR_KVM_WALL_CLOCK(_NEW) written: remember it (VM-wide, as the C's
+    /// `kvm->arch.wall_clock`) and return the epoch to write there.
+    pub fn set_wall_clock_msr(&self, data: u64) -> KvmclockBoot {
+        let mut arch = self.arch.lock();
+        arch.wall_clock_msr = data;
+        arch.kvmclock_boot
+    }
     /// The `vm` kstat's counters.
     pub fn stats(&self) -> &VmStats {
         self.stats.stats()
@@ -137,6 +173,70 @@ impl<S: Services> VmShared<S> {
         self.stats().lpages.set(st.lpages);
         self.stats().remote_tlb_flush.set(st.invept_requests);
         self.stats().ept_table_pages.set(st.table_pages);
+    }
+
+    /// Port of kvm_mmu.c:`kvm_mmu_pte_write` under EPT, which
+    /// `emulator_write_phys` (kvm_x86.c) called after every emulated write
+    /// to guest RAM: count `mmu-pte-write` and fire
+    /// `kvm-mmu-audit-post-pte(vcpu)`. The rest of the C function updated
+    /// or zapped the shadow pages of the written frame; the EPT pages it
+    /// found are direct ones, which it skipped, so under EPT this is all
+    /// it did. `vcpu` is the VCPU's address, as the other VCPU probes pass.
+    pub fn mmu_pte_write(&self, vcpu: usize) {
+        self.stats().mmu_pte_write.inc();
+        kvm_kstat::sdt::mmu_audit_post_pte(vcpu);
+    }
+
+    /// Port of kvm_x86.c:`kvm_hv_hypercall_enabled`.
+    pub fn hv_hypercall_enabled(&self) -> bool {
+        self.arch.lock().hv_hypercall & u64::from(HV_X64_MSR_HYPERCALL_ENABLE) != 0
+    }
+
+    /// Port of kvm_x86.c:`get_msr_hyperv_pw`: HV_X64_MSR_GUEST_OS_ID and
+    /// HV_X64_MSR_HYPERCALL; `None` for another MSR.
+    pub fn get_msr_hyperv_pw(&self, msr: u32) -> Option<u64> {
+        let arch = self.arch.lock();
+        match msr {
+            HV_X64_MSR_GUEST_OS_ID => Some(arch.hv_guest_os_id),
+            HV_X64_MSR_HYPERCALL => Some(arch.hv_hypercall),
+            _ => None,
+        }
+    }
+
+    /// Port of kvm_x86.c:`set_msr_hyperv_pw`. A zero guest OS id disables
+    /// the hypercall page; the hypercall MSR is ignored while the guest OS
+    /// id is zero (the write succeeds, nothing changes); enabling it writes
+    /// the hypercall page: `hypercall` (`kvm_x86_ops->patch_hypercall`)
+    /// then RET, at the page the MSR names (dirty-logged, where the C's
+    /// `copyout` was not). EFAULT (the WRMSR #GPs) when that page is not
+    /// guest RAM, EINVAL for another MSR.
+    pub fn set_msr_hyperv_pw(&self, msr: u32, data: u64, hypercall: [u8; 3]) -> Result<(), Errno> {
+        let enable = u64::from(HV_X64_MSR_HYPERCALL_ENABLE);
+        let mut arch = self.arch.lock();
+        match msr {
+            HV_X64_MSR_GUEST_OS_ID => {
+                arch.hv_guest_os_id = data;
+                if data == 0 {
+                    arch.hv_hypercall &= !enable;
+                }
+            }
+            HV_X64_MSR_HYPERCALL => {
+                if arch.hv_guest_os_id == 0 {
+                    return Ok(());
+                }
+                if data & enable != 0 {
+                    let [a, b, c] = hypercall;
+                    let gpa = data & HV_X64_MSR_HYPERCALL_PAGE_ADDRESS_MASK;
+                    self.mmu
+                        .lock()
+                        .write_guest(gpa, &[a, b, c, 0xc3])
+                        .map_err(|_| Errno::EFAULT)?;
+                }
+                arch.hv_hypercall = data;
+            }
+            _ => return Err(Errno::EINVAL),
+        }
+        Ok(())
     }
 
     /// Port of `init_rmode_tss` (for the VMX VCPU reset): zero the three

@@ -18,11 +18,13 @@
 # (PAYLOAD_MODE=kut): the host's VMM (src/vmm.rs) drives the driver through
 # its ioctl dispatcher as QEMU does and runs the image. KUT_JOBS (2) runs
 # in parallel, KUT_TIMEOUT (30 s of wall clock) and KUT_MAX_INSNS
-# (300M guest+host instructions, checked between KVM_RUN calls) per run, KUT_MEGS (160) of Bochs RAM.
+# (300M guest+host instructions, checked between KVM_RUN calls) per run, KUT_MEGS (160) of Bochs RAM,
+# KUT_IPS (Bochs instructions per emulated second: 50M, the clock of the
+# guest's LAPIC timer and of the host's time slices).
 #
 # Expectations (kut-expect.txt, one line per section):
 #   <name> | <PASS|XFAIL|FAIL|SKIP> | <options> | <expected FAIL lines> | <reason>
-# options: budget=<insns> smp=<n> timeout=<s> (override the defaults for
+# options: budget=<insns> smp=<n> timeout=<s> ips=<n> args=<a,b> (override the defaults for
 # that test, with the reason saying why); expected FAIL lines: `;`-separated
 # substrings of the test's own "FAIL:" lines that an XFAIL test may print.
 # After the run the guard compares: a PASS test that does not pass, an
@@ -201,6 +203,14 @@ run_one() {
   opts="$(expect_field "$name" 3)"
   local budget="${KUT_MAX_INSNS:-$(option "$opts" budget)}" timeout="${KUT_TIMEOUT:-$(option "$opts" timeout)}"
   smp="$(option "$opts" smp || true)"; smp="${smp:-$3}"
+  local ips="${KUT_IPS:-$(option "$opts" ips || true)}"
+  # args=a,b replaces the section's test_args (commas for spaces); @now
+  # and the cfg's `date +%s` become the time now, as the shell running
+  # QEMU would make them.
+  local targs; targs="$(option "$opts" args || true)"
+  [ -n "$targs" ] && args="${targs//,/ }"
+  args="${args//@now/$(date +%s)}"
+  args="${args//\`date +%s\`/$(date +%s)}"
   rm -rf "$dir"; mkdir -p "$dir"
   image="$(image_for "$file" "$arch")"
   if [ ! -f "$image" ]; then
@@ -214,6 +224,7 @@ run_one() {
     export PAYLOAD_IMAGE="$image" PAYLOAD_NAME="$name" PAYLOAD_SMP="$smp" \
       PAYLOAD_ARGS="$args" PAYLOAD_MODE=kut PAYLOAD_X2APIC="${KUT_X2APIC:-1}" PAYLOAD_PROFILE="${KUT_PROFILE:-0}" PAYLOAD_MAX_INSNS="${budget:-300000000}" MEGS="${KUT_MEGS:-160}" \
       TIMEOUT="${timeout:-30}"
+    [ -n "$ips" ] && export IPS="$ips"
     bochs_run "$BOCHS_OUT/host.bin" "$BOCHS_OUT/rom.bin" "$BOCHS_OUT/vga-dummy.bin" "$dir"
     echo "$BOCHS_RC $BOCHS_INSNS $BOCHS_SHUTDOWN $BOCHS_WALL" > "$dir/bochs.status"
   )

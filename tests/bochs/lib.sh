@@ -85,6 +85,7 @@ vgaromimage: file=$vga
 optramimage1: file=$ram, address=0x100000
 display_library: term
 port_e9_hack: enabled=1
+clock: sync=none, time0=utc
 speaker: enabled=0
 log: $out/bochs.log
 panic: action=fatal

@@ -266,6 +266,11 @@ pub struct FakeHost {
     /// Every page: physical address → address of its bytes (the "CPU"
     /// reaches the virtual-APIC page through it).
     pub pages: Arc<Mutex<BTreeMap<u64, usize>>>,
+    /// The VCPU debug record `attach_debug` was given (its event ring),
+    /// as an address; `None` once detached.
+    pub debug_rec: Mutex<Option<usize>>,
+    /// DR0–DR3 "in the CPU": what `load_debug_regs` loaded last.
+    pub debug_regs: Mutex<Option<[u64; 4]>>,
 }
 
 impl Default for FakeHost {
@@ -281,6 +286,8 @@ impl Default for FakeHost {
             current_cpu: AtomicU64::new(0),
             moved: AtomicBool::new(false),
             pages: Arc::default(),
+            debug_rec: Mutex::default(),
+            debug_regs: Mutex::default(),
         }
     }
 }
@@ -423,6 +430,13 @@ impl VmxHost for FakeHost {
         v.set_exit_info(ro::IDT_VECTORING_ERR_CODE, e.idt.1);
         EntryResult::Exited
     }
+    unsafe fn attach_debug(
+        &self,
+        _vmcs: &mut SharedVmcs,
+        rec: Option<std::ptr::NonNull<kvm_kstat::debug::KvmDebugVcpu>>,
+    ) {
+        *self.debug_rec.lock().unwrap() = rec.map(|r| r.as_ptr() as usize);
+    }
     fn invept_all_cpus(&self, kind: InveptType, eptp: u64) {
         self.script.lock().unwrap().invepts.push((kind, eptp));
     }
@@ -500,7 +514,27 @@ impl VmxHost for FakeHost {
     fn host_tsc(&self) -> u64 {
         1_000_000
     }
+    /// Records the guest's breakpoints as the CPU would hold them.
+    fn load_debug_regs(&self, db: &[u64; 4]) {
+        *self.debug_regs.lock().unwrap() = Some(*db);
+    }
+    /// The clock of [`Self::now_ns`]/[`Self::host_tsc`] at a 1 GHz TSC
+    /// (one tick per ns: mul 2^31, shift 1).
+    fn clock_params(&self) -> kvm::vm::kvmclock::ClockParams {
+        kvm::vm::kvmclock::ClockParams {
+            hrtime: self.now_ns(),
+            tsc: self.host_tsc(),
+            mul: 0x8000_0000,
+            shift: 1,
+        }
+    }
+    fn wall_clock(&self) -> (u64, u32) {
+        (FAKE_WALL_CLOCK_SEC, 250)
+    }
 }
+
+/// The fake host's wall clock (seconds since the epoch).
+pub const FAKE_WALL_CLOCK_SEC: u64 = 1_764_000_000;
 
 // ------------------------------------------------------------ driver
 
@@ -558,4 +592,18 @@ pub fn ring_page(d: &RunDriver, fd: Dev) -> &'static mut [u8] {
     // SAFETY: the VM (and its ring) lives until the driver is dropped at
     // the end of the test, after the last use of the slice.
     unsafe { std::slice::from_raw_parts_mut(ptr as *mut u8, len) }
+}
+
+/// The events in the (one) VCPU's ring, oldest first.
+pub fn ring_entries(d: &RunDriver) -> Vec<kvm_kstat::ringbuf::RingbufEntry> {
+    let rec = host(d)
+        .debug_rec
+        .lock()
+        .unwrap()
+        .expect("a VCPU's record attached");
+    // SAFETY: `attach_debug`'s contract: the record lives, at this address,
+    // until the VCPU detaches it when it is dropped (the caller still holds
+    // the VM and its VCPU); it is only read through `&`.
+    let rec = unsafe { &*(rec as *const kvm_kstat::debug::KvmDebugVcpu) };
+    rec.ringbuf().entries().collect()
 }

@@ -148,11 +148,21 @@ pub mod policy {
         | SecondaryControls::UNRESTRICTED_GUEST.bits()
         | SecondaryControls::PAUSE_LOOP_EXITING.bits()
         | SecondaryControls::ENABLE_RDTSCP.bits();
-    /// Exit: 64-bit host.
-    pub const EXIT_MIN: u32 = ExitControls::HOST_ADDRESS_SPACE_SIZE.bits();
+    /// Exit: 64-bit host; save the guest's DR7 (and IA32_DEBUGCTL).
+    ///
+    /// "Save debug controls" is a default-1 control: the C read the legacy
+    /// capability MSRs, which force it to 1. Reading the TRUE MSRs (as
+    /// here, when IA32_VMX_BASIC[55] says they exist) lets it be 0, and the
+    /// guest's DR7 would then be lost at every exit: so it is required.
+    pub const EXIT_MIN: u32 =
+        ExitControls::HOST_ADDRESS_SPACE_SIZE.bits() | ExitControls::SAVE_DEBUG_CONTROLS.bits();
     /// Exit: save and load IA32_PAT.
     pub const EXIT_OPT: u32 =
         ExitControls::SAVE_IA32_PAT.bits() | ExitControls::LOAD_IA32_PAT.bits();
+    /// Entry: load the guest's DR7 and IA32_DEBUGCTL (default-1, forced by
+    /// the legacy MSRs the C read; see [`EXIT_MIN`]). Without it a guest's
+    /// breakpoints are never armed.
+    pub const ENTRY_MIN: u32 = EntryControls::LOAD_DEBUG_CONTROLS.bits();
     /// Entry: load IA32_PAT.
     pub const ENTRY_OPT: u32 = EntryControls::LOAD_IA32_PAT.bits();
     /// Dropped when the TPR shadow is on.
@@ -251,7 +261,7 @@ impl VmcsConfig {
             .map_err(|m| CapsError::MissingControls(ControlField::Exit, m))?;
         let entry = caps
             .entry
-            .adjust(0, ENTRY_OPT)
+            .adjust(ENTRY_MIN, ENTRY_OPT)
             .map_err(|m| CapsError::MissingControls(ControlField::Entry, m))?;
         Ok(VmcsConfig {
             revision: (caps.basic & 0x7fff_ffff) as u32,
@@ -521,9 +531,11 @@ pub(crate) mod tests {
         // no UG (7), no PLE (10).
         assert_eq!(c.proc2, 1 | 1 << 1 | 1 << 3 | 1 << 5 | 1 << 6);
         assert!(!c.unrestricted_guest() && !c.pause_loop_exiting());
-        // Host 64-bit (9), save PAT (18), load PAT (19).
-        assert_eq!(c.exit, 1 << 9 | 1 << 18 | 1 << 19 | EXIT_TRUE1);
-        assert_eq!(c.entry, 1 << 14 | ENTRY_TRUE1);
+        // Save debug controls (2), host 64-bit (9), save PAT (18), load
+        // PAT (19); load debug controls (2), load PAT (14): the TRUE MSRs
+        // allow the debug controls to be 0, and they must not be.
+        assert_eq!(c.exit, 1 << 2 | 1 << 9 | 1 << 18 | 1 << 19 | EXIT_TRUE1);
+        assert_eq!(c.entry, 1 << 2 | 1 << 14 | ENTRY_TRUE1);
         assert!(c.virtual_nmis() && c.nmi_window_exiting());
     }
 
@@ -544,8 +556,12 @@ pub(crate) mod tests {
                 "{name}"
             );
             assert!(c.unrestricted_guest() && c.pause_loop_exiting() && c.vpid());
-            assert_eq!(c.exit, 1 << 9 | 1 << 18 | 1 << 19 | EXIT_TRUE1, "{name}");
-            assert_eq!(c.entry, 1 << 14 | ENTRY_TRUE1, "{name}");
+            assert_eq!(
+                c.exit,
+                1 << 2 | 1 << 9 | 1 << 18 | 1 << 19 | EXIT_TRUE1,
+                "{name}"
+            );
+            assert_eq!(c.entry, 1 << 2 | 1 << 14 | ENTRY_TRUE1, "{name}");
             assert!(c.load_pat() && c.tpr_shadow() && c.msr_bitmaps());
             assert_eq!(
                 c.invept_kind(),

@@ -73,6 +73,17 @@ pub enum Probe {
         nr: u64,
         args: [u64; 4],
     },
+    /// `kvm-hv-hypercall`: call code, fast flag, rep count, rep start
+    /// index (from the hypercall input value), input and output parameter
+    /// GPAs (`kvm_hv_hypercall`).
+    HvHypercall {
+        code: u16,
+        fast: bool,
+        rep_cnt: u16,
+        rep_idx: u16,
+        ingpa: u64,
+        outgpa: u64,
+    },
     /// `kvm-pio`: out, port, size, count.
     Pio {
         out: bool,
@@ -258,6 +269,11 @@ pub trait ExitEnv: InterruptSource + ProbeSink {
     fn load_host_state(&mut self, vcpu: &mut VmxVcpu);
     /// Host TSC (for the guest's IA32_TIME_STAMP_COUNTER).
     fn host_tsc(&self) -> u64 {
+        0
+    }
+    /// This CPU's TSC tick delta (`tsc_gethrtime_tick_delta`): what makes
+    /// [`Self::host_tsc`] CPU-neutral. 0 where the TSCs agree.
+    fn tsc_tick_delta(&self) -> u64 {
         0
     }
 }

@@ -31,8 +31,9 @@ use crate::setup::{
     NM_VECTOR, PF_VECTOR, UD_VECTOR, exception_bitmap,
 };
 use crate::vcpu::{
-    DR6_BD, DR6_FIXED_1, DR6_VOLATILE, DR7_BP_EN_MASK, DR7_FIXED_1, DR7_GD, DR7_VOLATILE,
-    DebugExit, GuestDebug, KVM_PIO_PAGE_OFFSET, MpState, PioRequest, UserExit, VmxVcpu, kvm_exit,
+    DR6_BD, DR6_FIXED_1, DR6_TRAP_BITS, DR6_VOLATILE, DR7_BP_EN_MASK, DR7_FIXED_1, DR7_GD,
+    DR7_VOLATILE, DebugExit, GuestDebug, KVM_PIO_PAGE_OFFSET, MpState, PioRequest, UserExit,
+    VmxVcpu, kvm_exit,
 };
 use crate::vmcs::Vmcs;
 
@@ -54,9 +55,14 @@ pub const KVM_HC_MMU_OP: u64 = 2;
 /// returned illumos errno values (ENOSYS = 89), which guests do not know.
 pub const KVM_ENOSYS: u64 = 1000;
 pub const KVM_EPERM: u64 = 1;
-/// Hyper-V: `HvNotifyLongSpinWait` and `HV_STATUS_INVALID_HYPERCALL_CODE`.
+/// Hyper-V (hyperv.h): `HvNotifyLongSpinWait`, `HV_STATUS_SUCCESS` and
+/// `HV_STATUS_INVALID_HYPERCALL_CODE`.
 pub const HV_NOTIFY_LONG_SPIN_WAIT: u16 = 0x0008;
+pub const HV_STATUS_SUCCESS: u64 = 0;
 pub const HV_STATUS_INVALID_HYPERCALL_CODE: u64 = 2;
+/// Port of kvm_vmx.c:`vmx_patch_hypercall`: the hypercall instruction the
+/// hypercall page holds, VMCALL (`0F 01 C1`).
+pub const VMX_HYPERCALL: [u8; 3] = [0x0f, 0x01, 0xc1];
 
 fn bump(c: &mut u64) {
     *c = c.wrapping_add(1);
@@ -432,7 +438,20 @@ fn handle_exception<V: Vmcs, E: ExitEnv>(
                 let dr6 = v.read(ro::EXIT_QUALIFICATION);
                 let host_debug = GuestDebug::SINGLESTEP | GuestDebug::USE_HW_BP;
                 if vcpu.guest_debug.0 & host_debug == 0 {
-                    vcpu.debug.dr6 = dr6 | DR6_FIXED_1;
+                    // SDM vol. 3 §18.2.3 and §28.2.1 (the exit
+                    // qualification of a #DB): B0–B3 say which
+                    // breakpoints this #DB matched; BD, BS and BT are set
+                    // by their condition and never cleared by the CPU (the
+                    // C replaced DR6 and lost a BS software had set).
+                    vcpu.debug.dr6 =
+                        (vcpu.debug.dr6 & !DR6_TRAP_BITS) | (dr6 & DR6_VOLATILE) | DR6_FIXED_1;
+                    // ICEBP (INT1) is trap-like: its #DB exits on the
+                    // instruction itself, as a privileged software
+                    // exception; deliver it after the instruction, or the
+                    // guest would run the ICEBP again forever.
+                    if info.kind == EventType::PrivilegedSoftwareException {
+                        skip_instruction(v);
+                    }
                     vcpu.events.queue_exception(DB_VECTOR, None);
                     return ExitOutcome::Resume;
                 }
@@ -630,7 +649,7 @@ fn handle_dr(vcpu: &mut VmxVcpu, v: &mut impl Vmcs) -> ExitOutcome {
     }
     let q = DrAccess::decode(v.read(ro::EXIT_QUALIFICATION));
     // DR4/DR5 alias DR6/DR7 unless CR4.DE, which makes them #UD.
-    if matches!(q.dr, 4 | 5) && v.read(control::CR4_READ_SHADOW) & CR4_DE != 0 {
+    if matches!(q.dr, 4 | 5) && crate::cr::guest_cr4(v, vcpu.config.ept()) & CR4_DE != 0 {
         return queue_ud(vcpu);
     }
     let d = &mut vcpu.debug;
@@ -738,7 +757,16 @@ pub fn set_msr<V: Vmcs, E: ExitEnv>(
     }
     match msr {
         x86::msr::IA32_TIME_STAMP_COUNTER => {
-            v.write(control::TSC_OFFSET_FULL, data.wrapping_sub(env.host_tsc()));
+            // `guest_write_tsc`: the offset is kept CPU-neutral (from the
+            // host TSC trued up by this CPU's tick delta); the VMCS gets
+            // it plus the delta, and `vmx_vcpu_load` recomputes that on
+            // another CPU.
+            let delta = env.tsc_tick_delta();
+            vcpu.tsc_offset = data.wrapping_sub(env.host_tsc().wrapping_add(delta));
+            v.write(
+                control::TSC_OFFSET_FULL,
+                delta.wrapping_add(vcpu.tsc_offset),
+            );
             Ok(())
         }
         x86::msr::IA32_PAT if vcpu.config.load_pat() => {
@@ -818,37 +846,13 @@ fn handle_wrmsr<V: Vmcs, E: ExitEnv>(vcpu: &mut VmxVcpu, v: &mut V, env: &mut E)
 
 /// `handle_vmcall` → `kvm_emulate_hypercall` / `kvm_hv_hypercall` (§9.11).
 fn handle_vmcall<V: Vmcs, E: ExitEnv>(vcpu: &mut VmxVcpu, v: &mut V, env: &mut E) -> ExitOutcome {
+    if env.hyperv_hypercalls() {
+        // `kvm_emulate_hypercall` hands over before counting: a Hyper-V
+        // hypercall is not in `hypercalls`.
+        return kvm_hv_hypercall(vcpu, v, env);
+    }
     bump(&mut vcpu.stats.hypercalls);
     let cpl = guest_cpl(v);
-    if env.hyperv_hypercalls() {
-        // #UD from CPL > 0 or real mode, per the Hyper-V spec; a fault, so
-        // RIP stays on the VMCALL.
-        if cpl != 0 || guest_cr0(v) & CR0_PE == 0 {
-            return queue_ud(vcpu);
-        }
-        let long = guest_long_mode(v) && guest_cs_l(v);
-        let r = &vcpu.regs;
-        let lo = |x: u64| x & 0xffff_ffff;
-        let param = if long {
-            r.rcx
-        } else {
-            (r.rdx << 32) | lo(r.rax)
-        };
-        let code = param as u16;
-        let status = if code == HV_NOTIFY_LONG_SPIN_WAIT {
-            0
-        } else {
-            HV_STATUS_INVALID_HYPERCALL_CODE
-        };
-        if long {
-            vcpu.regs.rax = status;
-        } else {
-            vcpu.regs.rdx = status >> 32;
-            vcpu.regs.rax = status & 0xffff_ffff;
-        }
-        skip_instruction(v);
-        return ExitOutcome::Resume;
-    }
     let r = vcpu.regs;
     let mut nr = r.rax;
     let mut args = [r.rbx, r.rcx, r.rdx, r.rsi];
@@ -867,6 +871,56 @@ fn handle_vmcall<V: Vmcs, E: ExitEnv>(vcpu: &mut VmxVcpu, v: &mut V, env: &mut E
         KVM_ENOSYS.wrapping_neg()
     };
     vcpu.regs.rax = ret;
+    skip_instruction(v);
+    ExitOutcome::Resume
+}
+
+/// Port of kvm_x86.c:`kvm_hv_hypercall`: the Hyper-V hypercall interface,
+/// once the guest enabled the hypercall page (`kvm_hv_hypercall_enabled`).
+/// The input value is RCX, the parameter GPAs RDX and R8 in 64-bit mode;
+/// EDX:EAX, EBX:ECX and EDI:ESI otherwise. `HvNotifyLongSpinWait` succeeds
+/// (a no-op in the C too); every other call code is
+/// `HV_STATUS_INVALID_HYPERCALL_CODE`, with no rep done. The result goes
+/// to RAX (EDX:EAX outside 64-bit mode).
+fn kvm_hv_hypercall<V: Vmcs, E: ExitEnv>(
+    vcpu: &mut VmxVcpu,
+    v: &mut V,
+    env: &mut E,
+) -> ExitOutcome {
+    // #UD from CPL > 0 or real mode, per the Hyper-V spec; a fault, so
+    // RIP stays on the VMCALL.
+    if guest_cpl(v) != 0 || guest_cr0(v) & CR0_PE == 0 {
+        return queue_ud(vcpu);
+    }
+    let long = guest_long_mode(v) && guest_cs_l(v);
+    let r = &vcpu.regs;
+    let pair = |hi: u64, lo: u64| (hi << 32) | (lo & 0xffff_ffff);
+    let (param, ingpa, outgpa) = if long {
+        (r.rcx, r.rdx, r.r8)
+    } else {
+        (pair(r.rdx, r.rax), pair(r.rbx, r.rcx), pair(r.rdi, r.rsi))
+    };
+    let code = param as u16;
+    env.probe(Probe::HvHypercall {
+        code,
+        fast: (param >> 16) & 1 != 0,
+        rep_cnt: ((param >> 32) & 0xfff) as u16,
+        rep_idx: ((param >> 48) & 0xfff) as u16,
+        ingpa,
+        outgpa,
+    });
+    let status = if code == HV_NOTIFY_LONG_SPIN_WAIT {
+        HV_STATUS_SUCCESS
+    } else {
+        HV_STATUS_INVALID_HYPERCALL_CODE
+    };
+    // No rep is ever done: bits 43:32 (reps completed) stay 0.
+    if long {
+        vcpu.regs.rax = status;
+    } else {
+        vcpu.regs.rdx = status >> 32;
+        vcpu.regs.rax = status & 0xffff_ffff;
+    }
     skip_instruction(v);
     ExitOutcome::Resume
 }

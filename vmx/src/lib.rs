@@ -40,6 +40,7 @@ extern crate std;
 pub mod caps;
 pub mod cpu;
 pub mod cr;
+pub mod debugreg;
 pub mod entry;
 pub mod env;
 pub mod exit;

@@ -167,7 +167,9 @@ pub trait RunEnv: ExitEnv + GuestEntry {
     /// `kvm_lapic_sync_to_vapic` / `kvm_lapic_sync_from_vapic`.
     fn sync_to_vapic(&mut self) {}
     fn sync_from_vapic(&mut self) {}
-    /// Load DR0–DR3 (`set_debugreg`) when the guest uses breakpoints.
+    /// Load DR0–DR3 (`set_debugreg`) when the guest uses breakpoints (DR7
+    /// comes from the VMCS; DR6 is `vcpu.debug.dr6`, since every #DB
+    /// exits and MOV DR exits).
     fn load_debug_regs(&mut self, _db: &[u64; 4]) {}
     /// `kvm-guest-entry` / `kvm-guest-exit` probes (VMCS current).
     fn guest_enter(&mut self) {}

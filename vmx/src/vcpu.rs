@@ -345,6 +345,9 @@ impl Default for DebugRegs {
 pub const DR6_FIXED_1: u64 = 0xffff_0ff0;
 /// DR6 bits software may change.
 pub const DR6_VOLATILE: u64 = 0x0000_e00f;
+/// DR6.B0–B3: which breakpoint conditions the last #DB matched (the CPU
+/// rewrites them on every #DB).
+pub const DR6_TRAP_BITS: u64 = 0xf;
 /// DR6.BD: debug-register access detected.
 pub const DR6_BD: u64 = 1 << 13;
 /// DR7 bit 10 reads as 1.
@@ -435,6 +438,12 @@ pub struct VmxVcpu {
     /// The host's IA32_EFER (`host_efer`, read at VCPU creation): the bits
     /// of the guest's EFER that need not switch keep the host's values.
     pub host_efer: u64,
+    /// The guest's TSC offset from the CPU-neutral host TSC
+    /// (`vcpu->arch.tsc_offset`): the VMCS's TSC_OFFSET is this plus the
+    /// current CPU's `tsc_gethrtime_tick_delta` (kvm_vmx.c
+    /// `guest_write_tsc`, `vmx_vcpu_load`); kvmclock's `tsc_timestamp` adds
+    /// it to the host's CPU-neutral TSC.
+    pub tsc_offset: u64,
 }
 
 impl VmxVcpu {
@@ -475,6 +484,7 @@ impl VmxVcpu {
             rdtscp_enabled: false,
             preemption_timer_on: false,
             host_efer: 0,
+            tsc_offset: 0,
         }
     }
 }

@@ -62,9 +62,6 @@ impl EmulatorOps for Flat {
     fn segment_selector(&self, _: Seg) -> u16 {
         0
     }
-    fn load_segment(&mut self, _: Seg, _: u16) -> Result<(), OpError> {
-        Ok(())
-    }
     fn read_cr(&mut self, _: u8) -> Result<u64, OpError> {
         Ok(0)
     }

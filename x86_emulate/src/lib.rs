@@ -34,5 +34,7 @@ pub use decode::{DecodeError, Insn, decode};
 pub use exec::{Context, InterruptShadow, Outcome, Unhandleable, emulate, execute};
 pub use flags::Rflags;
 pub use mode::{Mode, Size};
-pub use ops::{Access, EmulatorOps, Exception, FlatSegment, OpError, Seg, SegmentLimits};
+pub use ops::{
+    Access, EmulatorOps, Exception, FlatSegment, OpError, Seg, SegmentCache, SegmentLimits,
+};
 pub use regs::{Gpr, Registers};

@@ -70,6 +70,44 @@ pub struct SegmentLimits {
     pub usable: bool,
 }
 
+/// A segment register's descriptor cache, as the emulator loads it into a
+/// segment register ([`EmulatorOps::set_segment`]) and reads it back
+/// ([`EmulatorOps::get_segment`]): the VMCS guest-state format (SDM Vol. 3
+/// §24.4.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SegmentCache {
+    /// The visible selector.
+    pub selector: u16,
+    /// The base (a descriptor's 32 bits, zero-extended).
+    pub base: u64,
+    /// The effective limit in bytes (granularity applied: `G = 1` gives
+    /// `raw << 12 | 0xfff`).
+    pub limit: u32,
+    /// Access rights: type[3:0], S[4], DPL[6:5], P[7], AVL[12], L[13],
+    /// D/B[14], G[15], unusable[16] ([`SegmentCache::UNUSABLE`]).
+    pub access_rights: u32,
+}
+
+impl SegmentCache {
+    /// The "segment unusable" bit of the access rights (a null selector).
+    pub const UNUSABLE: u32 = 1 << 16;
+
+    /// Descriptor privilege level.
+    pub const fn dpl(&self) -> u8 {
+        ((self.access_rights >> 5) & 3) as u8
+    }
+
+    /// The segment type (bits 3:0 of the access rights).
+    pub const fn typ(&self) -> u8 {
+        (self.access_rights & 0xf) as u8
+    }
+
+    /// A usable segment (not loaded with a null selector).
+    pub const fn usable(&self) -> bool {
+        self.access_rights & Self::UNUSABLE == 0
+    }
+}
+
 /// An exception the emulated instruction raises; the caller injects it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exception {
@@ -83,6 +121,9 @@ pub enum Exception {
     InvalidOpcode,
     /// #NM: device not available.
     DeviceNotAvailable,
+    /// #MF (x87 floating-point error, vector 16): an MMX instruction found
+    /// an unmasked x87 exception pending.
+    FloatingPoint,
     /// #SS with error code.
     StackFault(u16),
     /// #NP (segment not present, vector 11) with error code.
@@ -171,10 +212,47 @@ pub trait EmulatorOps {
     /// Selector currently loaded in a segment register.
     fn segment_selector(&self, seg: Seg) -> u16;
 
-    /// Load a segment register (MOV Sreg, POP Sreg, far JMP/CALL/RET).
-    /// The implementation performs the descriptor checks and returns #GP/#SS/#NP
-    /// as a fault.
-    fn load_segment(&mut self, seg: Seg, selector: u16) -> Result<(), OpError>;
+    /// A segment register's descriptor cache (real-mode loads keep its
+    /// limit and attributes; IRET to an outer privilege level reads the
+    /// DPL and type of ES, DS, FS and GS). Default: unhandleable.
+    fn get_segment(&mut self, seg: Seg) -> Result<SegmentCache, OpError> {
+        let _ = seg;
+        Err(OpError::Unhandleable)
+    }
+
+    /// Load a segment register with the descriptor cache the emulator built
+    /// (MOV Sreg, POP Sreg, LDS/LES/LFS/LGS/LSS, far JMP/CALL/RET, IRET;
+    /// the emulator did every check of the SDM and set the accessed bit in
+    /// the descriptor table). Called at the end of the instruction, after
+    /// every memory access; an implementation that applies the cache only
+    /// when the instruction completes ([`crate::Outcome::Done`]) keeps the
+    /// guest state untouched whatever happens. A new CS or SS may change
+    /// the CPL (SS.DPL) and the mode (CS.L, CS.D). Default: unhandleable.
+    fn set_segment(&mut self, seg: Seg, cache: SegmentCache) -> Result<(), OpError> {
+        let _ = (seg, cache);
+        Err(OpError::Unhandleable)
+    }
+
+    /// LDTR's selector, base, limit and usability (unusable: a selector
+    /// with TI = 1 is beyond the table), for descriptor loads through the
+    /// LDT. Default: unhandleable.
+    fn ldtr(&mut self) -> Result<SegmentCache, OpError> {
+        Err(OpError::Unhandleable)
+    }
+
+    /// Read guest memory at a linear address as an implicit supervisor
+    /// access (descriptor tables; SDM Vol. 3 §4.6.1), whatever the CPL.
+    /// Default: [`EmulatorOps::read`].
+    fn read_system(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), OpError> {
+        self.read(addr, buf)
+    }
+
+    /// Write guest memory at a linear address as an implicit supervisor
+    /// access (the accessed and busy bits of descriptors). Default:
+    /// [`EmulatorOps::write`].
+    fn write_system(&mut self, addr: u64, data: &[u8]) -> Result<(), OpError> {
+        self.write(addr, data)
+    }
 
     /// Load a segment register with a flat descriptor the emulator builds
     /// (SYSCALL, SYSENTER and SYSEXIT do not read the GDT: SDM Vol. 2
@@ -299,5 +377,33 @@ pub trait EmulatorOps {
     fn xmm_write(&mut self, reg: u8, value: [u8; 16]) -> Result<(), OpError> {
         let _ = (reg, value);
         Err(OpError::Unhandleable)
+    }
+
+    /// Read `buf.len()` bytes at `offset` of the guest's x87/MMX state in
+    /// the FXSAVE image (SDM Vol. 1 Table 10-2: FSW at 2, the abridged tag
+    /// word at 4, ST(i)/MMi at 32 + 16 i), for the MMX moves. Default:
+    /// unhandleable (MMX moves are then [`crate::Unhandleable::Ops`]
+    /// before any memory access).
+    fn fpu_read(&mut self, offset: usize, buf: &mut [u8]) -> Result<(), OpError> {
+        let _ = (offset, buf);
+        Err(OpError::Unhandleable)
+    }
+
+    /// Replace the bytes at `offset` of the guest's FXSAVE image with
+    /// `data`. Called last, once every memory access of the MMX move
+    /// succeeded. Default: unhandleable.
+    fn fpu_write(&mut self, offset: usize, data: &[u8]) -> Result<(), OpError> {
+        let _ = (offset, data);
+        Err(OpError::Unhandleable)
+    }
+
+    /// The emulator executed XADD (0F C0/C1) whose destination is at
+    /// linear address `linear` (0 for a register destination), once per
+    /// instruction: called after the destination was read and written (a
+    /// re-execution after pending MMIO calls it once). The C driver
+    /// recorded a `KVM_RINGBUF_TAG_EMUXADD` event there (kvm_emulate.c,
+    /// `case 0xc0 ... 0xc1`, after the operand fetch). Default: nothing.
+    fn note_xadd(&mut self, linear: u64) {
+        let _ = linear;
     }
 }

@@ -86,6 +86,7 @@ fn check(bytes: &[u8], mode: Mode) -> Result<bool, String> {
     let asz = ours.addr_size;
     let mut iced_regs = Vec::new();
     let mut iced_xmm = Vec::new();
+    let mut iced_mm = Vec::new();
     let mut iced_imms = Vec::new();
     let mut iced_mem = false;
     for i in 0..theirs.op_count() {
@@ -97,6 +98,9 @@ fn check(bytes: &[u8], mode: Mode) -> Result<bool, String> {
                 }
                 if r.is_xmm() {
                     iced_xmm.push(r.number() as u8);
+                }
+                if r.is_mm() {
+                    iced_mm.push(r.number() as u8);
                 }
             }
             OpKind::Memory => iced_mem = true,
@@ -161,10 +165,12 @@ fn check(bytes: &[u8], mode: Mode) -> Result<bool, String> {
     // Register operands (compare number, high-byte and width as a multiset).
     let mut our_regs: Vec<(RegRef, Size)> = Vec::new();
     let mut our_xmm = Vec::new();
+    let mut our_mm = Vec::new();
     for o in [ours.dst, ours.src, ours.src2] {
         match o {
             Operand::Reg(r, s) => our_regs.push((r, s)),
             Operand::Xmm(n) => our_xmm.push(n),
+            Operand::Mmx(n) => our_mm.push(n),
             Operand::MemBytes(n) if theirs.memory_size().size() != usize::from(n) => {
                 return Err(format!(
                     "memory size {n} vs iced {}: {}",
@@ -180,6 +186,14 @@ fn check(bytes: &[u8], mode: Mode) -> Result<bool, String> {
     if our_xmm != iced_xmm {
         return Err(format!(
             "XMM registers {our_xmm:?} vs iced {iced_xmm:?}: {}",
+            ctx()
+        ));
+    }
+    our_mm.sort();
+    iced_mm.sort();
+    if our_mm != iced_mm {
+        return Err(format!(
+            "MMX registers {our_mm:?} vs iced {iced_mm:?}: {}",
             ctx()
         ));
     }
@@ -436,12 +450,17 @@ fn sse_semantics(mn: iced_x86::Mnemonic, src_mem: bool) -> Option<(u8, u8, u8, b
 
 /// Check one SSE data move against iced beyond `check`: the instruction is
 /// accepted exactly when iced sees one of the emulated moves with an XMM
-/// operand (and no LOCK), operands are in iced's order, and the move does
-/// what the SDM says the mnemonic does.
+/// operand, or MOVD/MOVQ with an MMX register (and no LOCK), operands are
+/// in iced's order, and the move does what the SDM says the mnemonic does.
 fn check_sse(bytes: &[u8], mode: Mode) -> Result<bool, String> {
     use kvm_x86_emulate::decode::table::Op;
     let accepted = check(bytes, mode)?;
     let theirs = iced(bytes, mode);
+    let has_mm = (0..theirs.op_count())
+        .any(|i| theirs.op_kind(i) == OpKind::Register && theirs.op_register(i).is_mm());
+    if has_mm && !theirs.is_invalid() && !theirs.has_lock_prefix() {
+        return check_mmx(bytes, mode, accepted, &theirs);
+    }
     let has_xmm = (0..theirs.op_count())
         .any(|i| theirs.op_kind(i) == OpKind::Register && theirs.op_register(i).is_xmm());
     let src_mem = theirs.op_count() == 2 && theirs.op_kind(1) == OpKind::Memory;
@@ -490,6 +509,49 @@ fn check_sse(bytes: &[u8], mode: Mode) -> Result<bool, String> {
     if bad {
         return Err(format!(
             "move {m:?} dst {:?} src {:?} vs SDM ({len}, {src_off}, {dst_off}, {zero_rest}, {aligned}): {}",
+            ours.dst,
+            ours.src,
+            ctx()
+        ));
+    }
+    Ok(true)
+}
+
+/// An MMX move iced decodes: MOVD (4 bytes) and MOVQ (8) are accepted as
+/// `Op::Mmx` with iced's operands in iced's order; every other MMX
+/// instruction is rejected.
+fn check_mmx(
+    bytes: &[u8],
+    mode: Mode,
+    accepted: bool,
+    theirs: &iced_x86::Instruction,
+) -> Result<bool, String> {
+    use iced_x86::Mnemonic as Mn;
+    use kvm_x86_emulate::decode::table::Op;
+    let ctx = || format!("{bytes:02x?} in {mode:?}: iced {theirs}");
+    let len = match theirs.mnemonic() {
+        Mn::Movd => 4,
+        Mn::Movq => 8,
+        _ if accepted => return Err(format!("accepted, but not an MMX move: {}", ctx())),
+        _ => return Ok(false),
+    };
+    if !accepted {
+        return Err(format!("MMX move rejected: {}", ctx()));
+    }
+    let ours = decode(bytes, mode).map_err(|e| format!("{e:?}"))?;
+    let same = |o: Operand, i: u32| match (o, theirs.op_kind(i)) {
+        (Operand::Mmx(n), OpKind::Register) => {
+            theirs.op_register(i).is_mm() && u32::from(n) == theirs.op_register(i).number() as u32
+        }
+        (Operand::Reg(r, s), OpKind::Register) => gpr_of(theirs.op_register(i)) == Some((r, s)),
+        (Operand::MemBytes(n), OpKind::Memory) => n == len,
+        _ => false,
+    };
+    if ours.op != Op::Mmx(len) || theirs.op_count() != 2 || !same(ours.dst, 0) || !same(ours.src, 1)
+    {
+        return Err(format!(
+            "MMX move {:?} dst {:?} src {:?}: {}",
+            ours.op,
             ours.dst,
             ours.src,
             ctx()

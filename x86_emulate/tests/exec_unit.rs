@@ -429,11 +429,16 @@ fn lmsw_keeps_pe() {
     assert_eq!((out, m.crs[0]), (Ok(Outcome::Done), 0x8000_001f));
 }
 
-#[test] // mov ss, ax opens an interrupt shadow; sti too
+#[test] // mov ss, ax (real mode) opens an interrupt shadow; sti too
 fn interrupt_shadows() {
-    let (ctx, m, out) = run(Mode::Prot32, &[0x8e, 0xd0], |r, _| r.gpr[RAX] = 0x18);
+    let (ctx, m, out) = run(Mode::Real, &[0x8e, 0xd0], |r, _| r.gpr[RAX] = 0x18);
+    let loaded: Vec<_> = m
+        .loaded_segs
+        .iter()
+        .map(|(s, c)| (*s, c.selector))
+        .collect();
     assert_eq!(
-        (out, ctx.shadow, m.loaded_segs.clone()),
+        (out, ctx.shadow, loaded),
         (
             Ok(Outcome::Done),
             kvm_x86_emulate::InterruptShadow::MovSs,

@@ -8,7 +8,8 @@
 //! kvm-x86-emulate --test fuzz` is the documented long run.
 
 use kvm_x86_emulate::{
-    Context, EmulatorOps, Exception, Mode, OpError, Outcome, Registers, Seg, SegmentLimits, emulate,
+    Context, EmulatorOps, Exception, Mode, OpError, Outcome, Registers, Seg, SegmentCache,
+    SegmentLimits, emulate,
 };
 use proptest::prelude::*;
 
@@ -42,6 +43,16 @@ impl ChaosOps {
                 error_code: (r >> 40) as u32 & 0x1f,
             }),
         })
+    }
+
+    fn cache(&mut self) -> SegmentCache {
+        let r = self.next();
+        SegmentCache {
+            selector: r as u16,
+            base: self.next(),
+            limit: (r >> 16) as u32,
+            access_rights: (r >> 48) as u32 & 0x1_f0ff,
+        }
     }
 
     fn fill(&mut self, buf: &mut [u8]) {
@@ -88,7 +99,23 @@ impl EmulatorOps for ChaosOps {
     fn segment_selector(&self, _seg: Seg) -> u16 {
         self.s as u16
     }
-    fn load_segment(&mut self, _seg: Seg, _selector: u16) -> Result<(), OpError> {
+    fn get_segment(&mut self, _seg: Seg) -> Result<SegmentCache, OpError> {
+        self.outcome()?;
+        Ok(self.cache())
+    }
+    fn set_segment(&mut self, _seg: Seg, _cache: SegmentCache) -> Result<(), OpError> {
+        self.outcome()
+    }
+    fn ldtr(&mut self) -> Result<SegmentCache, OpError> {
+        self.outcome()?;
+        Ok(self.cache())
+    }
+    fn fpu_read(&mut self, _offset: usize, buf: &mut [u8]) -> Result<(), OpError> {
+        self.outcome()?;
+        self.fill(buf);
+        Ok(())
+    }
+    fn fpu_write(&mut self, _offset: usize, _data: &[u8]) -> Result<(), OpError> {
         self.outcome()
     }
     fn io_permitted(&mut self, _port: u16, _size: u8) -> bool {
@@ -207,8 +234,20 @@ impl EmulatorOps for Fuzz<'_> {
     fn segment_selector(&self, s: Seg) -> u16 {
         self.ops.segment_selector(s)
     }
-    fn load_segment(&mut self, s: Seg, v: u16) -> Result<(), OpError> {
-        self.ops.load_segment(s, v)
+    fn get_segment(&mut self, s: Seg) -> Result<SegmentCache, OpError> {
+        self.ops.get_segment(s)
+    }
+    fn set_segment(&mut self, s: Seg, c: SegmentCache) -> Result<(), OpError> {
+        self.ops.set_segment(s, c)
+    }
+    fn ldtr(&mut self) -> Result<SegmentCache, OpError> {
+        self.ops.ldtr()
+    }
+    fn fpu_read(&mut self, o: usize, b: &mut [u8]) -> Result<(), OpError> {
+        self.ops.fpu_read(o, b)
+    }
+    fn fpu_write(&mut self, o: usize, d: &[u8]) -> Result<(), OpError> {
+        self.ops.fpu_write(o, d)
     }
     fn io_permitted(&mut self, p: u16, s: u8) -> bool {
         self.ops.io_permitted(p, s)

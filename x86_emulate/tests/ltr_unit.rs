@@ -433,9 +433,6 @@ impl EmulatorOps for NoTr {
     fn segment_selector(&self, s: Seg) -> u16 {
         self.0.segment_selector(s)
     }
-    fn load_segment(&mut self, s: Seg, v: u16) -> Result<(), OpError> {
-        self.0.load_segment(s, v)
-    }
     fn read_cr(&mut self, n: u8) -> Result<u64, OpError> {
         self.0.read_cr(n)
     }
@@ -486,9 +483,6 @@ impl EmulatorOps for GdtrOnly {
     }
     fn segment_selector(&self, s: Seg) -> u16 {
         self.0.segment_selector(s)
-    }
-    fn load_segment(&mut self, s: Seg, v: u16) -> Result<(), OpError> {
-        self.0.load_segment(s, v)
     }
     fn read_cr(&mut self, n: u8) -> Result<u64, OpError> {
         self.0.read_cr(n)

@@ -59,9 +59,6 @@ macro_rules! impl_delegate {
             fn segment_selector(&self, s: Seg) -> u16 {
                 self.0.segment_selector(s)
             }
-            fn load_segment(&mut self, s: Seg, v: u16) -> Result<(), OpError> {
-                self.0.load_segment(s, v)
-            }
             fn read_cr(&mut self, n: u8) -> Result<u64, OpError> {
                 let f = $read_cr;
                 f(self, n)
@@ -481,7 +478,8 @@ fn other_sse_instructions_unhandleable() {
     for code in [
         &[0x0f, 0x58, 0x0b][..],   // addps xmm1, [rbx]
         &[0x66, 0x0f, 0xef, 0x0b], // pxor xmm1, [rbx]
-        &[0x0f, 0x6f, 0x0b],       // movq mm1, [rbx] (MMX)
+        &[0x0f, 0xfc, 0x0b],       // paddb mm1, [rbx] (MMX arithmetic)
+        &[0xf3, 0x0f, 0xd6, 0xcb], // movq2dq xmm1, mm3
         &[0xf2, 0x0f, 0x12, 0x0b], // movddup xmm1, [rbx] (SSE3)
         &[0x66, 0x0f, 0xe7, 0x0b], // movntdq [rbx], xmm1
     ] {

@@ -5,13 +5,15 @@
 //! (`KVM_EXIT_MMIO`).
 
 use kvm_devices::coalesced_mmio::{CoalescedMmioRing, MmioWrite};
+use kvm_kstat::debug::KvmDebugVcpu;
+use kvm_kstat::ringbuf::Tag;
 use kvm_kstat::sdt;
 use kvm_mmu::walker::{
     self, Access as WalkAccess, AccessKind, PagingContext, Privilege, WalkError,
 };
 use kvm_vmx::vcpu::MmioExit;
 use kvm_vmx::vmcs::Vmcs;
-use kvm_x86_emulate::{EmulatorOps, Exception, OpError, Seg};
+use kvm_x86_emulate::{EmulatorOps, Exception, OpError, Seg, SegmentCache};
 use x86::vmx::vmcs::guest;
 
 use super::super::irqchip::MmioDev;
@@ -28,12 +30,26 @@ pub struct MmioAnswer {
 }
 
 /// The guest's XMM registers for an SSE move the emulator runs (the
-/// driver side of `EmulatorOps::xmm_read`/`xmm_write`): the kernel has no
-/// SSE of its own, so the registers are bytes of the guest's saved FXSAVE
-/// image.
+/// driver side of `EmulatorOps::xmm_read`/`xmm_write`), and the x87/MMX
+/// bytes of the image for MMX moves (`fpu_read`/`fpu_write`): the kernel
+/// has no SSE of its own, so the registers are bytes of the guest's saved
+/// FXSAVE image.
 pub trait XmmAccess {
     fn read(&mut self, reg: u8) -> Option<[u8; 16]>;
     fn write(&mut self, reg: u8, value: [u8; 16]) -> bool;
+    /// `buf.len()` bytes at `offset` of the FXSAVE image; `false` beyond it.
+    fn read_image(&mut self, offset: usize, buf: &mut [u8]) -> bool;
+    /// Replace the bytes at `offset`; `false` beyond the image.
+    fn write_image(&mut self, offset: usize, data: &[u8]) -> bool;
+}
+
+/// Where `EmulatorOps::note_xadd` records: the VCPU's event ring, stamped
+/// with this emulation's CPU, thread and TSC.
+pub struct RingStamp<'a> {
+    pub debug: &'a KvmDebugVcpu,
+    pub cpu: u32,
+    pub thread: u64,
+    pub tsc: u64,
 }
 
 /// Offset of XMM0 in the FXSAVE image (SDM vol. 1 table 10-2).
@@ -58,6 +74,8 @@ pub fn keep_answer(answers: &mut [Option<MmioAnswer>; MMIO_ANSWERS], a: MmioAnsw
 pub struct Ops<'a, S: Services> {
     pub shared: &'a VmShared<S>,
     pub vcpu_index: u32,
+    /// The VCPU's address, for the probes that pass the VCPU.
+    pub vcpu: usize,
     pub v: &'a dyn Vmcs,
     pub paging: PagingContext,
     pub cpl: u8,
@@ -87,26 +105,116 @@ pub struct Ops<'a, S: Services> {
     /// A task register LTR loaded (selector, base, limit, access rights):
     /// written to the VMCS when the instruction commits.
     pub tr_load: Option<(u16, u64, u32, u32)>,
+    /// The segment registers the instruction loaded: written to the VMCS
+    /// when it commits ([`SegLoads::commit`]).
+    pub seg_loads: &'a mut SegLoads,
+    /// The event ring for `note_xadd` (`KVM_RINGBUF_TAG_EMUXADD`).
+    pub ring: Option<RingStamp<'a>>,
     /// The guest's IA32_EFER.
     pub efer: u64,
 }
 
 fn seg_fields(seg: Seg) -> (u32, u32) {
+    let [sel, base, _, _] = seg_vmcs(seg);
+    (base, sel)
+}
+
+/// A segment register's VMCS guest fields: selector, base, limit, access
+/// rights.
+fn seg_vmcs(seg: Seg) -> [u32; 4] {
+    use guest::*;
     match seg {
-        Seg::Es => (guest::ES_BASE, guest::ES_SELECTOR),
-        Seg::Cs => (guest::CS_BASE, guest::CS_SELECTOR),
-        Seg::Ss => (guest::SS_BASE, guest::SS_SELECTOR),
-        Seg::Ds => (guest::DS_BASE, guest::DS_SELECTOR),
-        Seg::Fs => (guest::FS_BASE, guest::FS_SELECTOR),
-        Seg::Gs => (guest::GS_BASE, guest::GS_SELECTOR),
+        Seg::Es => [ES_SELECTOR, ES_BASE, ES_LIMIT, ES_ACCESS_RIGHTS],
+        Seg::Cs => [CS_SELECTOR, CS_BASE, CS_LIMIT, CS_ACCESS_RIGHTS],
+        Seg::Ss => [SS_SELECTOR, SS_BASE, SS_LIMIT, SS_ACCESS_RIGHTS],
+        Seg::Ds => [DS_SELECTOR, DS_BASE, DS_LIMIT, DS_ACCESS_RIGHTS],
+        Seg::Fs => [FS_SELECTOR, FS_BASE, FS_LIMIT, FS_ACCESS_RIGHTS],
+        Seg::Gs => [GS_SELECTOR, GS_BASE, GS_LIMIT, GS_ACCESS_RIGHTS],
+    }
+}
+
+/// The order of [`SegLoads`]' caches.
+const SEGS: [Seg; 6] = [Seg::Es, Seg::Cs, Seg::Ss, Seg::Ds, Seg::Fs, Seg::Gs];
+
+fn seg_index(seg: Seg) -> usize {
+    match seg {
+        Seg::Es => 0,
+        Seg::Cs => 1,
+        Seg::Ss => 2,
+        Seg::Ds => 3,
+        Seg::Fs => 4,
+        Seg::Gs => 5,
+    }
+}
+
+/// The segment registers an emulated instruction loaded
+/// (`EmulatorOps::set_segment`), kept until it completes. Lives in
+/// `run_emulator`'s frame (the kernel stack is small): a mask and six
+/// caches.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SegLoads {
+    loaded: u8,
+    caches: [SegmentCache; 6],
+}
+
+impl SegLoads {
+    fn get(&self, seg: Seg) -> Option<SegmentCache> {
+        let i = seg_index(seg);
+        if self.loaded & (1 << i) == 0 {
+            return None;
+        }
+        self.caches.get(i).copied()
+    }
+
+    fn set(&mut self, seg: Seg, cache: SegmentCache) {
+        let i = seg_index(seg);
+        if let Some(c) = self.caches.get_mut(i) {
+            *c = cache;
+            self.loaded |= 1 << i;
+        }
+    }
+
+    /// Forget them (the instruction did not complete).
+    pub fn clear(&mut self) {
+        self.loaded = 0;
+    }
+
+    /// `vmx_set_segment` for each of them, once the instruction
+    /// completed. The CPL follows SS.DPL.
+    pub fn commit(&self, v: &mut dyn Vmcs) {
+        for seg in SEGS {
+            if let Some(c) = self.get(seg) {
+                let [sel, base, limit, ar] = seg_vmcs(seg);
+                v.write(sel, u64::from(c.selector));
+                v.write(base, c.base);
+                v.write(limit, u64::from(c.limit));
+                v.write(ar, u64::from(c.access_rights));
+            }
+        }
+    }
+}
+
+fn read_cache(v: &dyn Vmcs, [sel, base, limit, ar]: [u32; 4]) -> SegmentCache {
+    SegmentCache {
+        selector: v.read(sel) as u16,
+        base: v.read(base),
+        limit: v.read(limit) as u32,
+        access_rights: v.read(ar) as u32,
     }
 }
 
 impl<S: Services> Ops<'_, S> {
     fn translate(&mut self, addr: u64, kind: AccessKind) -> Result<u64, OpError> {
+        let user = self.cpl == 3;
+        self.translate_as(addr, kind, user)
+    }
+
+    /// Translate as a user (CPL 3) or supervisor access; descriptor-table
+    /// accesses are supervisor ones whatever the CPL (SDM vol. 3 §4.6.1).
+    fn translate_as(&mut self, addr: u64, kind: AccessKind, user: bool) -> Result<u64, OpError> {
         let access = WalkAccess {
             kind,
-            privilege: if self.cpl == 3 {
+            privilege: if user {
                 Privilege::User
             } else {
                 Privilege::Supervisor {
@@ -252,6 +360,8 @@ impl<S: Services> Ops<'_, S> {
 
     fn phys_write(&mut self, gpa: u64, data: &[u8]) -> Result<(), OpError> {
         if self.shared.mmu().lock().write_guest(gpa, data).is_ok() {
+            // `emulator_write_phys` → `kvm_mmu_pte_write`.
+            self.shared.mmu_pte_write(self.vcpu);
             return Ok(());
         }
         if data.len() > 8 {
@@ -317,6 +427,71 @@ impl<S: Services> EmulatorOps for Ops<'_, S> {
     ) -> Result<(), OpError> {
         self.tr_load = Some((selector, base, limit, access_rights));
         Ok(())
+    }
+
+    fn get_segment(&mut self, seg: Seg) -> Result<SegmentCache, OpError> {
+        match self.seg_loads.get(seg) {
+            Some(c) => Ok(c),
+            None => Ok(read_cache(self.v, seg_vmcs(seg))),
+        }
+    }
+
+    /// Queued until the instruction commits (`SegLoads::commit`).
+    fn set_segment(&mut self, seg: Seg, cache: SegmentCache) -> Result<(), OpError> {
+        self.seg_loads.set(seg, cache);
+        Ok(())
+    }
+
+    fn ldtr(&mut self) -> Result<SegmentCache, OpError> {
+        use guest::*;
+        Ok(read_cache(
+            self.v,
+            [LDTR_SELECTOR, LDTR_BASE, LDTR_LIMIT, LDTR_ACCESS_RIGHTS],
+        ))
+    }
+
+    fn read_system(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), OpError> {
+        let gpa = self.translate_as(addr, AccessKind::Read, false)?;
+        self.phys_read(gpa, buf)
+    }
+
+    /// Descriptor-table writes (accessed and busy bits): the C wrote them
+    /// with `kvm_write_guest_virt`, not `emulator_write_phys`, so they do
+    /// not count as `mmu-pte-write`.
+    fn write_system(&mut self, addr: u64, data: &[u8]) -> Result<(), OpError> {
+        let gpa = self.translate_as(addr, AccessKind::Write, false)?;
+        if self.shared.mmu().lock().write_guest(gpa, data).is_ok() {
+            return Ok(());
+        }
+        self.phys_write(gpa, data)
+    }
+
+    fn fpu_read(&mut self, offset: usize, buf: &mut [u8]) -> Result<(), OpError> {
+        if self.xmm.as_mut().is_some_and(|x| x.read_image(offset, buf)) {
+            Ok(())
+        } else {
+            Err(OpError::Unhandleable)
+        }
+    }
+
+    fn fpu_write(&mut self, offset: usize, data: &[u8]) -> Result<(), OpError> {
+        if self
+            .xmm
+            .as_mut()
+            .is_some_and(|x| x.write_image(offset, data))
+        {
+            Ok(())
+        } else {
+            Err(OpError::Unhandleable)
+        }
+    }
+
+    /// kvm_emulate.c's XADD: `KVM_RINGBUF_TAG_EMUXADD` with the
+    /// destination's address.
+    fn note_xadd(&mut self, linear: u64) {
+        if let Some(r) = &self.ring {
+            r.debug.record(Tag::EmuXadd, r.cpu, r.thread, r.tsc, linear);
+        }
     }
 
     fn xmm_read(&mut self, reg: u8) -> Result<[u8; 16], OpError> {
@@ -432,10 +607,6 @@ impl<S: Services> EmulatorOps for Ops<'_, S> {
 
     fn segment_selector(&self, seg: Seg) -> u16 {
         self.v.read(seg_fields(seg).1) as u16
-    }
-
-    fn load_segment(&mut self, _seg: Seg, _selector: u16) -> Result<(), OpError> {
-        Err(OpError::Unhandleable)
     }
 
     fn read_cr(&mut self, n: u8) -> Result<u64, OpError> {

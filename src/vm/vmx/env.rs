@@ -23,11 +23,16 @@ use kvm_x86_emulate::{Context, Exception, InterruptShadow, Mode, Outcome, Regist
 use x86::vmx::vmcs::{control, guest};
 
 use super::super::irqchip::PioDev;
+use super::super::kvmclock;
 use super::super::services::Services;
 use super::super::vcpu::VcpuCore;
+use super::super::vm::VmShared;
 use super::emul::{MmioAnswer, Ops};
 use super::host::{HostPage, VmxHost};
-use super::msr::MsrState;
+use super::msr::{
+    MSR_KVM_SYSTEM_TIME, MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_WALL_CLOCK, MSR_KVM_WALL_CLOCK_NEW,
+    MsrState,
+};
 
 /// `&mut dyn Vmcs` as a `Vmcs` (kvm-vmx's helpers take `impl Vmcs`).
 pub struct DynVmcs<'a>(pub &'a mut dyn Vmcs);
@@ -152,6 +157,29 @@ impl<H: VmxHost> super::emul::XmmAccess for FpuXmm<'_, H> {
         Some(v)
     }
 
+    fn read_image(&mut self, offset: usize, buf: &mut [u8]) -> bool {
+        let n = buf.len();
+        let Some(src) = self.image().get(offset..).and_then(|s| s.get(..n)) else {
+            return false;
+        };
+        for (d, s) in buf.iter_mut().zip(src) {
+            *d = *s;
+        }
+        true
+    }
+
+    fn write_image(&mut self, offset: usize, data: &[u8]) -> bool {
+        let n = data.len();
+        let Some(dst) = self.image().get_mut(offset..).and_then(|d| d.get_mut(..n)) else {
+            return false;
+        };
+        for (d, s) in dst.iter_mut().zip(data) {
+            *d = *s;
+        }
+        self.dirty = true;
+        true
+    }
+
     fn write(&mut self, reg: u8, value: [u8; 16]) -> bool {
         let Some(r) = Self::slot(reg) else {
             return false;
@@ -172,6 +200,19 @@ impl<H: VmxHost> super::emul::XmmAccess for FpuXmm<'_, H> {
 const APIC_TASKPRI: usize = 0x80;
 
 /// One `KVM_RUN`'s environment.
+/// Guest RAM through the VM's memslots, for kvmclock's structures
+/// (`kvm_read_guest`/`kvm_write_guest`).
+struct GuestRamOf<'a, S: Services>(&'a VmShared<S>);
+
+impl<S: Services> kvmclock::GuestRam for GuestRamOf<'_, S> {
+    fn read(&mut self, gpa: u64, buf: &mut [u8]) -> bool {
+        self.0.mmu().lock().read_guest(gpa, buf).is_ok()
+    }
+    fn write(&mut self, gpa: u64, data: &[u8]) -> bool {
+        self.0.mmu().lock().write_guest(gpa, data).is_ok()
+    }
+}
+
 pub struct RunCtx<'a, S: Services, H: VmxHost> {
     pub host: &'a H,
     pub core: &'a mut VcpuCore<S>,
@@ -281,10 +322,12 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             dirty: false,
         };
         let tr_load;
+        let mut seg_loads = super::emul::SegLoads::default();
         let (outcome, mmio) = {
             let mut ops = Ops {
                 shared: &shared,
                 vcpu_index: self.core.index(),
+                vcpu: self.core as *const VcpuCore<S> as usize,
                 v: &*v,
                 paging,
                 cpl: ((v.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3) as u8,
@@ -298,6 +341,13 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 xmm: Some(&mut xmm),
                 mmio_more: None,
                 tr_load: None,
+                seg_loads: &mut seg_loads,
+                ring: Some(super::emul::RingStamp {
+                    debug: &self.core.debug,
+                    cpu: self.host.cpu_id(),
+                    thread: self.host.thread_id(),
+                    tsc: self.host.host_tsc(),
+                }),
                 efer: vcpu.efer,
             };
             if let Some(c) = ops.cr.get_mut(2) {
@@ -326,6 +376,11 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             (o, ops.mmio)
         };
         xmm.finish();
+        // Segment loads take effect only with the instruction (a fault or
+        // a pending access leaves them unapplied, guest state untouched).
+        if !matches!(outcome, Ok(Outcome::Done | Outcome::Halt)) {
+            seg_loads.clear();
+        }
         // The answers serve this instruction until it completes: kept
         // while it waits for another MMIO read, dropped otherwise.
         if !matches!(mmio, Some(m) if !m.is_write) || !matches!(outcome, Ok(Outcome::IoNeeded)) {
@@ -369,6 +424,8 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 v.write(guest::TR_LIMIT, u64::from(limit));
                 v.write(guest::TR_ACCESS_RIGHTS, u64::from(ar));
             }
+            // MOV/POP Sreg, LDS ..., far JMP/CALL/RET, IRET.
+            seg_loads.commit(v);
             v.write(guest::RIP, ctx.regs.rip);
             v.write(guest::RFLAGS, ctx.regs.rflags);
             let shadow = match ctx.shadow {
@@ -553,6 +610,7 @@ fn queue_exception(vcpu: &mut VmxVcpu, e: Exception) {
         Exception::Breakpoint => (3, None),
         Exception::InvalidOpcode => (6, None),
         Exception::DeviceNotAvailable => (7, None),
+        Exception::FloatingPoint => (16, None),
         Exception::SegmentNotPresent(ec) => (11, Some(u32::from(ec))),
         Exception::StackFault(ec) => (12, Some(u32::from(ec))),
         Exception::GeneralProtection(ec) => (13, Some(u32::from(ec))),
@@ -592,6 +650,21 @@ impl<S: Services, H: VmxHost> ProbeSink for RunCtx<'_, S, H> {
                 let [a0, a1, a2, a3] = args;
                 sdt::hypercall(u(nr), u(a0), u(a1), u(a2), u(a3))
             }
+            Probe::HvHypercall {
+                code,
+                fast,
+                rep_cnt,
+                rep_idx,
+                ingpa,
+                outgpa,
+            } => sdt::hv_hypercall(
+                usize::from(code),
+                usize::from(fast),
+                usize::from(rep_cnt),
+                usize::from(rep_idx),
+                u(ingpa),
+                u(outgpa),
+            ),
             Probe::Pio {
                 out,
                 port,
@@ -713,6 +786,28 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
                 Some(Ok(())) => Ok(()),
                 _ => Err(Fault::Gp(0)),
             };
+        }
+        match msr {
+            MSR_KVM_SYSTEM_TIME | MSR_KVM_SYSTEM_TIME_NEW => {
+                // `kvm_set_msr_common` + the forced
+                // `kvm_request_guest_time_update`.
+                if self.st.msrs.kvmclock.set_msr(data, self.host.now_ns()) {
+                    vcpu.requests.set(Request::KvmclockUpdate);
+                }
+                return Ok(());
+            }
+            MSR_KVM_WALL_CLOCK | MSR_KVM_WALL_CLOCK_NEW => {
+                let shared = self.core.shared();
+                let boot = shared.set_wall_clock_msr(data);
+                kvmclock::write_wall_clock(
+                    &mut GuestRamOf(shared),
+                    data,
+                    boot.wall_sec,
+                    boot.wall_nsec,
+                );
+                return Ok(());
+            }
+            _ => {}
         }
         self.st
             .msrs
@@ -888,6 +983,12 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
         self.in_kernel()
     }
 
+    /// `kvm_hv_hypercall_enabled`: the guest enabled the Hyper-V hypercall
+    /// page (HV_X64_MSR_HYPERCALL).
+    fn hyperv_hypercalls(&self) -> bool {
+        self.core.shared().hv_hypercall_enabled()
+    }
+
     fn host_wants_cpu(&self) -> bool {
         self.host.host_wants_cpu()
     }
@@ -902,6 +1003,10 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
 
     fn host_tsc(&self) -> u64 {
         self.host.host_tsc()
+    }
+
+    fn tsc_tick_delta(&self) -> u64 {
+        self.host.host_cpu_state().tsc_tick_delta
     }
 }
 
@@ -918,6 +1023,10 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
     fn guest_enter(&mut self) {
         kvm_kstat::sdt::vm_entry(self.core.id() as usize);
         kvm_kstat::sdt::guest_entry(self.core as *const VcpuCore<S> as usize);
+    }
+    /// `set_debugreg` of `vcpu_enter_guest`: the guest's breakpoints.
+    fn load_debug_regs(&mut self, db: &[u64; 4]) {
+        self.host.load_debug_regs(db);
     }
     /// `kvm-guest-exit`: back from the guest, VMCS still current.
     fn guest_exit(&mut self) {
@@ -999,7 +1108,16 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
 
     fn mmu_sync_roots(&mut self, _vcpu: &mut VmxVcpu) {}
 
-    fn kvmclock_update(&mut self, _vcpu: &mut VmxVcpu) {}
+    /// `kvm_write_guest_time` (KVM_REQ_KVMCLOCK_UPDATE).
+    fn kvmclock_update(&mut self, vcpu: &mut VmxVcpu) {
+        let params = self.host.clock_params();
+        let shared = self.core.shared();
+        let boot = shared.arch().kvmclock_boot.hrtime;
+        self.st
+            .msrs
+            .kvmclock
+            .write_time(&mut GuestRamOf(shared), &params, vcpu.tsc_offset, boot);
+    }
 
     /// `vmx_save_host_state` plus, when the VCPU thread moved, the per-CPU
     /// host fields of `vmx_vcpu_load`.
@@ -1013,8 +1131,9 @@ impl<S: Services, H: VmxHost> RunEnv for RunCtx<'_, S, H> {
         vcpu.launched = vcpu.launched && !where_.cleared;
         if vcpu.last_cpu != Some(where_.cpu) {
             let cpu_state = host.host_cpu_state();
-            let tsc_offset = self.st.vmcs.read(control::TSC_OFFSET_FULL);
-            load_host_cpu_state(&mut self.st.vmcs, &cpu_state, tsc_offset);
+            // The CPU-neutral offset: the VMCS's holds the last CPU's
+            // tick delta, which `load_host_cpu_state` replaces.
+            load_host_cpu_state(&mut self.st.vmcs, &cpu_state, vcpu.tsc_offset);
             flush_tlb(&mut self.st.vmcs, vcpu);
             vcpu.last_cpu = Some(where_.cpu);
         }

@@ -260,6 +260,19 @@ pub trait VmxHost: Send + Sync + 'static {
     fn now_ns(&self) -> u64;
     /// The host TSC (`rdtsc`).
     fn host_tsc(&self) -> u64;
+    /// Load the guest's breakpoint addresses into DR0–DR3
+    /// (`set_debugreg`), interrupts off, right before VM entry; the VMCS
+    /// loads DR7. The host's are not restored (as the C: the VM exit
+    /// sets DR7 to 0x400, disarming them).
+    fn load_debug_regs(&self, db: &[u64; 4]);
+    /// One consistent reading of the host clock and TSC with the TSC→ns
+    /// scale, for kvmclock (`tsc_gethrtime_params`). Its `hrtime` is in
+    /// the time base of [`Self::now_ns`]; its `tsc` is CPU-neutral (the
+    /// TSC of this CPU plus its `tsc_gethrtime_tick_delta`).
+    fn clock_params(&self) -> crate::vm::kvmclock::ClockParams;
+    /// The wall-clock time (seconds, nanoseconds since the epoch;
+    /// `gethrestime`), taken at VM creation for the guest's kvmclock.
+    fn wall_clock(&self) -> (u64, u32);
     /// A VMX-preemption timer value for the next entry
     /// (`kvm_vmx::run::RunEnv::preemption_timer`): `None` on illumos, whose
     /// clock interrupts end a guest's time slice; the Bochs test host,

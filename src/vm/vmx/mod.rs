@@ -410,6 +410,11 @@ impl<H: VmxHost> RealVmx<H> {
         let (cpu, thread) = (self.host.cpu_id(), self.host.thread_id());
         core.debug.record(Tag::VcpuLoad, cpu, thread, tsc, vmcs_pa);
         self.host.preempt_enable();
+        // `kvm_arch_vcpu_load`: a routine kvmclock refresh (at most every
+        // 100 ms), done by the run loop's KVM_REQ_KVMCLOCK_UPDATE.
+        if rv.st.msrs.kvmclock.wants_update(self.host.now_ns(), false) {
+            rv.vcpu.requests.set(kvm_vmx::run::Request::KvmclockUpdate);
+        }
         let r = {
             let mut ctx = RunCtx {
                 host: &*self.host,
@@ -589,10 +594,20 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
         self.config.map(|_| ()).ok_or(Errno::EIO)
     }
 
+    /// What the C reported and this port implements: CLOCKSOURCE
+    /// (kvmclock, `vm::kvmclock`); HYPERV (the partition-wide Hyper-V MSRs
+    /// and the hypercall page); HYPERV_VAPIC (the APIC assist page and the
+    /// EOI/ICR/TPR MSRs, `msr.rs`); HYPERV_SPIN (`HvNotifyLongSpinWait`).
     fn supports(&self, cap: Capability) -> bool {
         matches!(
             cap,
-            Capability::Hlt | Capability::NopIoDelay | Capability::InternalErrorData
+            Capability::Hlt
+                | Capability::NopIoDelay
+                | Capability::InternalErrorData
+                | Capability::Clocksource
+                | Capability::Hyperv
+                | Capability::HypervVapic
+                | Capability::HypervSpin
         )
     }
 
@@ -601,7 +616,15 @@ impl<S: Services, H: VmxHost> VmxSeam<S> for RealVmx<H> {
         Ok(self.msr_list.get(..self.msr_count).unwrap_or(&[]))
     }
 
-    fn create_vm(&self, _shared: &Arc<VmShared<S>>) -> Result<RealVm<H>, Errno> {
+    fn create_vm(&self, shared: &Arc<VmShared<S>>) -> Result<RealVm<H>, Errno> {
+        // kvmclock's epoch: `kvm_arch_create_vm`'s `boot_wallclock`, and the
+        // `boot_hrtime` the C declared but never set.
+        let (wall_sec, wall_nsec) = self.host.wall_clock();
+        shared.set_kvmclock_boot(crate::vm::vm::KvmclockBoot {
+            hrtime: self.host.now_ns(),
+            wall_sec,
+            wall_nsec,
+        });
         let mut io_a = self.host.alloc_page()?;
         let mut io_b = self.host.alloc_page()?;
         let mut msr_legacy = self.host.alloc_page()?;

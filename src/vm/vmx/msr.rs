@@ -3,6 +3,10 @@
 //! {get_msr, set_msr}`'s. Anything else is #GP, as in the C driver with
 //! `ignore_msrs` off.
 
+use kvm_ioctl::abi::hyperv::{
+    HV_X64_MSR_APIC_ASSIST_PAGE, HV_X64_MSR_EOI, HV_X64_MSR_GUEST_OS_ID, HV_X64_MSR_HYPERCALL,
+    HV_X64_MSR_ICR, HV_X64_MSR_TPR, HV_X64_MSR_VP_INDEX,
+};
 use kvm_vmx::env::Fault;
 use kvm_vmx::state::{EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, set_efer};
 use kvm_vmx::vcpu::VmxVcpu;
@@ -43,9 +47,9 @@ pub const MSR_KVM_SYSTEM_TIME_NEW: u32 = 0x4b56_4d01;
 pub const MSRS_TO_SAVE: [u32; 18] = [
     MSR_KVM_SYSTEM_TIME,
     MSR_KVM_WALL_CLOCK,
-    0x4000_0000, // HV_X64_MSR_GUEST_OS_ID
-    0x4000_0001, // HV_X64_MSR_HYPERCALL
-    0x4000_0073, // HV_X64_MSR_APIC_ASSIST_PAGE
+    HV_X64_MSR_GUEST_OS_ID,
+    HV_X64_MSR_HYPERCALL,
+    HV_X64_MSR_APIC_ASSIST_PAGE,
     0x174,
     0x175,
     0x176,
@@ -80,8 +84,11 @@ pub struct MsrState {
     pub mtrr_fixed: [u64; 11],
     pub mtrr_def_type: u64,
     pub pat: u64,
-    pub wall_clock: u64,
-    pub system_time: u64,
+    /// kvmclock (MSR_KVM_SYSTEM_TIME): written by `RunCtx::set_msr`.
+    pub kvmclock: crate::vm::kvmclock::VcpuClock,
+    /// `hv_vapic`: HV_X64_MSR_APIC_ASSIST_PAGE as written (write-only, as
+    /// in the C: its RDMSR is #GP).
+    pub hv_vapic: u64,
     pub mcg_status: u64,
 }
 
@@ -95,10 +102,22 @@ impl Default for MsrState {
             mtrr_fixed: [0; 11],
             mtrr_def_type: 0,
             pat: 0x0007_0406_0007_0406,
-            wall_clock: 0,
-            system_time: 0,
+            kvmclock: crate::vm::kvmclock::VcpuClock::default(),
+            hv_vapic: 0,
             mcg_status: 0,
         }
+    }
+}
+
+/// `HV_X64_MSR_APIC_ASSIST_PAGE_ENABLE`.
+const HV_APIC_ASSIST_PAGE_ENABLE: u64 = 1;
+
+/// The LAPIC register behind a Hyper-V synthetic APIC MSR.
+fn hv_apic_reg(msr: u32) -> u32 {
+    match msr {
+        HV_X64_MSR_EOI => 0xb0,
+        HV_X64_MSR_ICR => 0x300,
+        _ => 0x80, // HV_X64_MSR_TPR
     }
 }
 
@@ -155,8 +174,9 @@ impl MsrState {
                     .unwrap_or(0)
             }
             MSR_P5_MC_ADDR | MSR_P5_MC_TYPE => 0,
-            MSR_KVM_WALL_CLOCK | MSR_KVM_WALL_CLOCK_NEW => self.wall_clock,
-            MSR_KVM_SYSTEM_TIME | MSR_KVM_SYSTEM_TIME_NEW => self.system_time,
+            // VM-wide, as the C's `kvm->arch.wall_clock`.
+            MSR_KVM_WALL_CLOCK | MSR_KVM_WALL_CLOCK_NEW => core.shared().arch().wall_clock_msr,
+            MSR_KVM_SYSTEM_TIME | MSR_KVM_SYSTEM_TIME_NEW => self.kvmclock.msr,
             MSR_K7_HWCR
             | MSR_FAM10H_MMIO_CONF_BASE
             | MSR_AMD64_NB_CFG
@@ -175,6 +195,19 @@ impl MsrState {
             | 0xc001_0000..=0xc001_0007 => 0,
             MSR_FSB_FREQ => 3,
             MSR_PERF_STATUS => 1000 | (4 << 40),
+            // `get_msr_hyperv_pw`, the partition-wide Hyper-V MSRs.
+            HV_X64_MSR_GUEST_OS_ID | HV_X64_MSR_HYPERCALL => {
+                core.shared().get_msr_hyperv_pw(msr).ok_or(Fault::Gp(0))?
+            }
+            // `get_msr_hyperv`: the VCPU's index, and the LAPIC's EOI
+            // (not readable: #GP, as `apic_reg_read`), ICR and TPR.
+            HV_X64_MSR_VP_INDEX => u64::from(core.index()),
+            HV_X64_MSR_ICR | HV_X64_MSR_TPR => core
+                .shared()
+                .devices()
+                .lock()
+                .hv_vapic_msr_read(core.index(), hv_apic_reg(msr))
+                .ok_or(Fault::Gp(0))?,
             _ => return Err(Fault::Gp(0)),
         })
     }
@@ -263,8 +296,12 @@ impl MsrState {
                     *s = data;
                 }
             }
-            MSR_KVM_WALL_CLOCK | MSR_KVM_WALL_CLOCK_NEW => self.wall_clock = data,
-            MSR_KVM_SYSTEM_TIME | MSR_KVM_SYSTEM_TIME_NEW => self.system_time = data,
+            // kvmclock's MSRs write guest memory and ask for the host's
+            // clock: `RunCtx::set_msr` handles them before this.
+            MSR_KVM_WALL_CLOCK
+            | MSR_KVM_WALL_CLOCK_NEW
+            | MSR_KVM_SYSTEM_TIME
+            | MSR_KVM_SYSTEM_TIME_NEW => return Err(Fault::Gp(0)),
             MSR_K7_HWCR => {
                 if data & !(1 << 6) != 0 {
                     return Err(Fault::Gp(0));
@@ -291,6 +328,33 @@ impl MsrState {
             | 0xc1
             | 0xc2
             | 0xc001_0000..=0xc001_0007 => {}
+            // `set_msr_hyperv_pw`, with `vmx_patch_hypercall`'s VMCALL for
+            // the hypercall page.
+            HV_X64_MSR_GUEST_OS_ID | HV_X64_MSR_HYPERCALL => core
+                .shared()
+                .set_msr_hyperv_pw(msr, data, kvm_vmx::exit::VMX_HYPERCALL)
+                .map_err(|_| Fault::Gp(0))?,
+            // `set_msr_hyperv`: the APIC assist page is zeroed when
+            // enabled; EOI, ICR and TPR are LAPIC register writes
+            // (`kvm_hv_vapic_msr_write`, in-kernel LAPIC only).
+            HV_X64_MSR_APIC_ASSIST_PAGE => {
+                if data & HV_APIC_ASSIST_PAGE_ENABLE != 0 {
+                    let gpa = data & !0xfff;
+                    let zeros = [0u8; 256];
+                    let mut mmu = core.shared().mmu().lock();
+                    for off in (0..4096u64).step_by(zeros.len()) {
+                        mmu.write_guest(gpa.wrapping_add(off), &zeros)
+                            .map_err(|_| Fault::Gp(0))?;
+                    }
+                }
+                self.hv_vapic = data;
+            }
+            HV_X64_MSR_EOI | HV_X64_MSR_ICR | HV_X64_MSR_TPR => core
+                .shared()
+                .devices()
+                .lock()
+                .hv_vapic_msr_write(core.index(), hv_apic_reg(msr), data)
+                .ok_or(Fault::Gp(0))?,
             _ => return Err(Fault::Gp(0)),
         }
         Ok(())

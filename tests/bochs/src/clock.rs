@@ -76,6 +76,21 @@ pub fn now() -> u64 {
     rdtsc()
 }
 
+/// The pvclock form of [`ticks_to_ns`] (kvmclock's `tsc_to_system_mul`
+/// and `tsc_shift`): `(ticks << shift) * mul >> 32` with `mul` the 32.32
+/// factor shifted right until it fits 32 bits, so the guest's kvmclock
+/// follows the host's clock line (equal when the dropped bits are 0, as
+/// for a 50 MHz TSC: 20 ns = 0.625 << 5).
+pub fn pvclock_scale() -> (u32, i8) {
+    let mut f = NS_PER_TICK_32.load(Ordering::Relaxed);
+    let mut shift = 0i8;
+    while f >> 32 != 0 {
+        f >>= 1;
+        shift += 1;
+    }
+    (f as u32, shift)
+}
+
 /// TSC ticks to nanoseconds (to within 1 ns per 4 s: the factor's
 /// truncation).
 pub fn ticks_to_ns(ticks: u64) -> u64 {

@@ -28,6 +28,7 @@ mod payload;
 mod platform;
 mod power;
 mod profile;
+mod rtc;
 mod sync;
 mod timer;
 mod vmm;
@@ -87,6 +88,9 @@ extern "C" fn kmain(multiboot_magic: u32, multiboot_info: u32) -> ! {
             println!("tsc: PIT did not answer; assuming {} Hz", clock::tsc_hz())
         }
     }
+
+    rtc::init();
+    println!("rtc: {} s since the epoch", rtc::boot_epoch_seconds());
 
     test_timer();
 

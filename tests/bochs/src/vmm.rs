@@ -202,6 +202,34 @@ fn get<T: Pod>(buf: &[u64], at: usize) -> T {
     v
 }
 
+/// The paravirtual CPUID leaves QEMU adds to the table it sets
+/// (illumos-kvm-cmd `kvm_arch_init_vcpu`): the hypervisor-present bit
+/// (CPUID.1:ECX[31]), the "KVMKVMKVM" signature and the features it
+/// advertises since OS-7102 (inventory §9.12): kvmclock with both MSR
+/// sets and the stable bit, and NOP_IO_DELAY.
+fn add_paravirt_leaves(table: &mut Vec<kvm_cpuid_entry2>) {
+    for e in table.iter_mut().filter(|e| e.function == 1) {
+        e.ecx |= 1 << 31;
+    }
+    table.retain(|e| e.function & 0xffff_ff00 != KVM_CPUID_SIGNATURE);
+    table.push(kvm_cpuid_entry2 {
+        function: KVM_CPUID_SIGNATURE,
+        eax: KVM_CPUID_FEATURES,
+        ebx: u32::from_le_bytes(*b"KVMK"),
+        ecx: u32::from_le_bytes(*b"VMKV"),
+        edx: u32::from_le_bytes(*b"M\0\0\0"),
+        ..Default::default()
+    });
+    table.push(kvm_cpuid_entry2 {
+        function: KVM_CPUID_FEATURES,
+        eax: (1 << KVM_FEATURE_CLOCKSOURCE)
+            | (1 << KVM_FEATURE_NOP_IO_DELAY)
+            | (1 << KVM_FEATURE_CLOCKSOURCE2)
+            | (1 << KVM_FEATURE_CLOCKSOURCE_STABLE_BIT),
+        ..Default::default()
+    });
+}
+
 /// KVM_GET_SUPPORTED_CPUID as QEMU asks: nent doubled until not E2BIG.
 fn supported_cpuid<X: Seam>(d: &BareDriver<X>, sys: Dev) -> Result<Vec<kvm_cpuid_entry2>, Failed> {
     let mut nent = 8usize;
@@ -489,6 +517,7 @@ pub fn run<X: Seam>(
         }
         println!("vmm: CPUID: x2APIC hidden (KUT_X2APIC=0)");
     }
+    add_paravirt_leaves(&mut supported);
     let entry = match payload {
         Some(p) => Some(load(ram, p)?),
         None => None,

@@ -471,11 +471,24 @@ fn dr_access() {
     t.run();
     assert_eq!(t.exception(), gp0());
     assert_eq!(t.rip(), RIP);
-    // DR4 with CR4.DE: #UD.
+    // DR4 with CR4.DE: #UD. DE is a guest-owned bit: the guest's MOV to
+    // CR4 sets it in GUEST_CR4 without an exit, so the read shadow does
+    // not have it (kvm-unit-tests' debug.flat).
     let mut t = exit(ExitReason::DrAccess, 3, 0x0014);
-    t.v.write(control::CR4_READ_SHADOW, CR4_DE);
+    t.v.write(guest::CR4, CR4_DE);
+    t.v.write(control::CR4_READ_SHADOW, 0);
     t.run();
     assert_eq!(t.exception(), ud());
+    // DR5 likewise; without DE, DR4 reads DR6.
+    let mut t = exit(ExitReason::DrAccess, 3, 0x0015);
+    t.v.write(guest::CR4, CR4_DE);
+    t.run();
+    assert_eq!(t.exception(), ud());
+    let mut t = exit(ExitReason::DrAccess, 3, 0x0014);
+    t.v.write(guest::CR4, 0);
+    t.run();
+    assert_eq!(t.exception(), None);
+    assert_eq!(t.vcpu.regs.rax, DR6_FIXED_1);
     // CPL 3: #GP.
     let mut t = exit(ExitReason::DrAccess, 3, 0x0000);
     t.v.write(guest::CS_SELECTOR, 0x2b);
@@ -594,26 +607,153 @@ fn kvm_hypercalls() {
     assert_eq!(t.vcpu.regs.rax, 0);
 }
 
+/// The probes of a VMCALL exit after `kvm-vexit`.
+fn hypercall_probes(t: &T) -> Vec<Probe> {
+    t.env
+        .probes
+        .iter()
+        .filter(|p| !matches!(p, Probe::Vexit { .. }))
+        .copied()
+        .collect()
+}
+
+/// A Hyper-V hypercall (`kvm_hv_hypercall`) from a 64-bit guest: the input
+/// value in RCX (call code 15:0, fast 16, rep count 43:32, rep start index
+/// 59:48; the other bits are reserved and ignored here, as in the C), the
+/// parameter GPAs in RDX and R8; the result in RAX.
 #[test]
-fn hyperv_hypercalls() {
+fn hyperv_hypercall_in_64_bit_mode() {
     let mut t = exit(ExitReason::Vmcall, 3, 0);
     t.env.hyperv = true;
-    t.vcpu.regs.rcx = u64::from(HV_NOTIFY_LONG_SPIN_WAIT);
-    t.run();
-    assert_eq!(t.vcpu.regs.rax, 0);
+    // Reserved bits 31:17, 47:44 and 63:60 all set.
+    t.vcpu.regs.rcx = 0xf456_f123_fffe_0000 | 1 << 16 | u64::from(HV_NOTIFY_LONG_SPIN_WAIT);
+    t.vcpu.regs.rdx = 0x1234_5000;
+    t.vcpu.regs.r8 = 0x8_6789_a000;
+    t.vcpu.regs.rax = 0xffff_ffff_ffff_ffff;
+    assert_eq!(t.run(), ExitOutcome::Resume);
+    assert_eq!(t.vcpu.regs.rax, HV_STATUS_SUCCESS, "RAX: the whole result");
     assert_eq!(t.rip(), RIP + 3);
+    assert_eq!(t.exception(), None);
+    assert_eq!(
+        hypercall_probes(&t),
+        vec![Probe::HvHypercall {
+            code: 8,
+            fast: true,
+            rep_cnt: 0x123,
+            rep_idx: 0x456,
+            ingpa: 0x1234_5000,
+            outgpa: 0x8_6789_a000,
+        }]
+    );
+    // `kvm_emulate_hypercall` returns before its count.
+    assert_eq!(t.vcpu.stats.hypercalls, 0);
+
+    // Any other call code: HV_STATUS_INVALID_HYPERCALL_CODE (2), no rep
+    // done (bits 43:32 of the result 0).
     let mut t = exit(ExitReason::Vmcall, 3, 0);
     t.env.hyperv = true;
-    t.vcpu.regs.rcx = 0x99;
+    t.vcpu.regs.rcx = 0x0000_0005_0000_0099;
     t.run();
+    assert_eq!(t.vcpu.regs.rax, 2);
     assert_eq!(t.vcpu.regs.rax, HV_STATUS_INVALID_HYPERCALL_CODE);
-    // CPL 3: #UD, RIP on the VMCALL.
+    assert_eq!(t.rip(), RIP + 3);
+    assert!(matches!(
+        hypercall_probes(&t)[..],
+        [Probe::HvHypercall {
+            code: 0x99,
+            fast: false,
+            rep_cnt: 5,
+            rep_idx: 0,
+            ..
+        }]
+    ));
+}
+
+/// Outside 64-bit mode (a 32-bit guest, or a 64-bit one in compatibility
+/// mode, CS.L = 0): input value EDX:EAX, input GPA EBX:ECX, output GPA
+/// EDI:ESI, the result in EDX:EAX; the upper halves of the 64-bit
+/// registers are not part of any of them.
+#[test]
+fn hyperv_hypercall_outside_64_bit_mode() {
+    let ia32e = u64::from(EntryControls::IA32E_MODE_GUEST.bits());
+    for entry in [0, ia32e] {
+        let mut t = exit(ExitReason::Vmcall, 3, 0);
+        t.env.hyperv = true;
+        t.v.write(control::VMENTRY_CONTROLS, entry);
+        t.v.write(guest::CS_ACCESS_RIGHTS, 0xc09b); // D = 1, L = 0
+        t.vcpu.regs.rdx = 0xaaaa_aaaa_0456_0123;
+        t.vcpu.regs.rax = 0xbbbb_bbbb_0001_0099;
+        t.vcpu.regs.rbx = 0xcccc_cccc_0000_0001;
+        t.vcpu.regs.rcx = 0xdddd_dddd_8000_0000;
+        t.vcpu.regs.rdi = 0x2;
+        t.vcpu.regs.rsi = 0xeeee_eeee_0000_1234;
+        assert_eq!(t.run(), ExitOutcome::Resume);
+        assert_eq!(
+            hypercall_probes(&t),
+            vec![Probe::HvHypercall {
+                code: 0x99,
+                fast: true,
+                rep_cnt: 0x123,
+                rep_idx: 0x456,
+                ingpa: 0x1_8000_0000,
+                outgpa: 0x2_0000_1234,
+            }],
+            "entry controls {entry:#x}"
+        );
+        // HV_STATUS_INVALID_HYPERCALL_CODE in EDX:EAX.
+        assert_eq!((t.vcpu.regs.rdx, t.vcpu.regs.rax), (0, 2));
+        assert_eq!(t.rip(), RIP + 3);
+    }
+}
+
+/// "Hypercall generates #UD from non-zero CPL and real mode" (the Hyper-V
+/// specification, `kvm_hv_hypercall`): no probe, registers untouched; a
+/// fault, so RIP stays on the VMCALL (the C advanced it first).
+#[test]
+fn hyperv_hypercall_is_ud_at_cpl_3_and_in_real_mode() {
+    let real = |t: &mut T| t.v.write(control::CR0_READ_SHADOW, CR0_ET);
+    let cpl3 = |t: &mut T| t.v.write(guest::CS_SELECTOR, 0x33);
+    let vm86 = |t: &mut T| {
+        t.v.write(guest::RFLAGS, 0x2_0202);
+    };
+    for (what, set) in [
+        ("real mode", &real as &dyn Fn(&mut T)),
+        ("CPL 3", &cpl3),
+        ("virtual-8086 mode", &vm86),
+    ] {
+        let mut t = exit(ExitReason::Vmcall, 3, 0);
+        t.env.hyperv = true;
+        set(&mut t);
+        t.vcpu.regs.rcx = u64::from(HV_NOTIFY_LONG_SPIN_WAIT);
+        t.vcpu.regs.rax = 0x77;
+        assert_eq!(t.run(), ExitOutcome::Resume, "{what}");
+        assert_eq!(t.exception(), ud(), "{what}");
+        assert_eq!(t.rip(), RIP, "{what}");
+        assert_eq!(t.vcpu.regs.rax, 0x77, "{what}");
+        assert!(hypercall_probes(&t).is_empty(), "{what}");
+    }
+}
+
+/// Without the hypercall page (`kvm_hv_hypercall_enabled` false) VMCALL is
+/// a KVM hypercall, whatever RCX holds.
+#[test]
+fn without_the_hypercall_page_vmcall_is_a_kvm_hypercall() {
     let mut t = exit(ExitReason::Vmcall, 3, 0);
-    t.env.hyperv = true;
-    t.v.write(guest::CS_SELECTOR, 0x33);
+    t.vcpu.regs.rcx = u64::from(HV_NOTIFY_LONG_SPIN_WAIT);
+    t.vcpu.regs.rax = KVM_HC_VAPIC_POLL_IRQ;
     t.run();
-    assert_eq!(t.exception(), ud());
-    assert_eq!(t.rip(), RIP);
+    assert!(matches!(
+        hypercall_probes(&t)[..],
+        [Probe::Hypercall { nr: 1, .. }]
+    ));
+    assert_eq!(t.vcpu.stats.hypercalls, 1);
+}
+
+/// The hypercall page's instruction (`vmx_patch_hypercall`) is VMCALL:
+/// SDM vol. 2 "VMCALL—Call to VM Monitor", opcode `0F 01 C1`.
+#[test]
+fn the_vmx_hypercall_instruction_is_vmcall() {
+    assert_eq!(VMX_HYPERCALL, [0x0f, 0x01, 0xc1]);
 }
 
 #[test]
@@ -857,6 +997,23 @@ fn exceptions() {
     t.run();
     assert_eq!(t.exception().unwrap().vector, DB_VECTOR);
     assert_eq!(t.vcpu.debug.dr6, 0x4000 | DR6_FIXED_1);
+    // A DR2 match after software set BS and B1 (kvm-unit-tests'
+    // debug.flat hw_bp2): B0–B3 are this #DB's, BS stays (SDM vol. 3
+    // §18.2.3: the CPU never clears it); RIP stays (a fault-like #DB).
+    let mut t = exit(ExitReason::ExceptionNmi, 0, 0x4);
+    t.vcpu.debug.dr6 = 0xffff_4ff2;
+    t.v.set_exit_info(ro::VMEXIT_INTERRUPTION_INFO, 0x8000_0301);
+    t.run();
+    assert_eq!(t.exception().unwrap().vector, DB_VECTOR);
+    assert_eq!(t.vcpu.debug.dr6, 0xffff_4ff4);
+    assert_eq!(t.rip(), RIP);
+    // ICEBP: a privileged software exception (type 5) with its length;
+    // the #DB goes to the guest after the instruction.
+    let mut t = exit(ExitReason::ExceptionNmi, 1, 0);
+    t.v.set_exit_info(ro::VMEXIT_INTERRUPTION_INFO, 0x8000_0501);
+    t.run();
+    assert_eq!(t.exception().unwrap().vector, DB_VECTOR);
+    assert_eq!(t.rip(), RIP + 1);
     // #BP with userspace software breakpoints: KVM_EXIT_DEBUG.
     let mut t = exit(ExitReason::ExceptionNmi, 1, 0);
     t.v.write(guest::CS_BASE, 0x10_0000);

@@ -91,6 +91,8 @@ pub(crate) struct RunScript {
     pub(crate) lapic_nmis: u32,
     /// (pin-based controls, preemption timer value) at each entry.
     pub(crate) pin_at_entry: Vec<(u64, u64)>,
+    /// DR0–DR3 "in the CPU" (`load_debug_regs`).
+    pub(crate) debug_regs: Option<[u64; 4]>,
 }
 
 impl GuestEntry for FakeEnv {
@@ -217,6 +219,10 @@ impl RunEnv for FakeEnv {
     }
     fn apic_base(&mut self) -> u64 {
         0xfee0_0900
+    }
+    fn load_debug_regs(&mut self, db: &[u64; 4]) {
+        self.run.log.push("load_debug_regs");
+        self.run.debug_regs = Some(*db);
     }
 }
 
@@ -736,4 +742,32 @@ fn vcpu_run_probe_marks_each_pass_and_the_exit() {
         })
         .collect();
     assert_eq!(lines.len(), 2, "the pass and the exit are different sites");
+}
+
+/// With breakpoints enabled (DR7 L0..G3) the guest's DR0–DR3 are in the
+/// CPU for the entry (SDM vol. 3 §28.3.1: VM entry loads only DR7 of the
+/// debug registers); without, nothing is loaded.
+#[test]
+fn guest_breakpoints_are_loaded_before_entry() {
+    let mut r = setup(vec![ex(ExitReason::Cpuid, 2, 0), out_exit()]);
+    r.vcpu.debug.eff_db = [0x1000, 0x2000, 0x3000, 0x4000];
+    r.vcpu.debug.switch_db_regs = true;
+    let (res, _) = r.run(RunInput::default());
+    assert_eq!(res, Ok(()));
+    assert_eq!(r.env.run.debug_regs, Some([0x1000, 0x2000, 0x3000, 0x4000]));
+    assert_eq!(
+        r.env
+            .run
+            .log
+            .iter()
+            .filter(|l| **l == "load_debug_regs")
+            .count(),
+        2,
+        "before each entry"
+    );
+
+    let mut r = setup(vec![out_exit()]);
+    let (res, _) = r.run(RunInput::default());
+    assert_eq!(res, Ok(()));
+    assert!(!r.env.run.log.contains(&"load_debug_regs"));
 }

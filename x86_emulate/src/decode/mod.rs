@@ -64,6 +64,8 @@ pub enum Operand {
     Imm(u64, Size),
     /// An XMM register (0-15) of an SSE data move.
     Xmm(u8),
+    /// An MMX register (0-7) of an MMX data move.
+    Mmx(u8),
     /// The memory operand [`Insn::mem`] of an SSE data move: 4, 8 or 16
     /// bytes moved as a byte string.
     MemBytes(u8),
@@ -229,6 +231,10 @@ pub fn decode(bytes: &[u8], mode: Mode) -> Result<Insn, DecodeError> {
         Slot::Unsupported => return Err(DecodeError::Unsupported),
     };
     let attr = entry.attr;
+    // C4/C5 with mod = 11 are the VEX prefixes (SDM Vol. 2 §2.3.5).
+    if map == Map::One && matches!(opcode, 0xc4 | 0xc5) && modrm.is_some_and(|m| m >> 6 == 3) {
+        return Err(DecodeError::Unsupported);
+    }
     if is64 && attr.contains(Attr::NO64) {
         return Err(DecodeError::Invalid);
     }

@@ -4,9 +4,10 @@
 //! These opcodes select the instruction by a mandatory prefix: F3 or F2
 //! (the last of them) wins over 66, which wins over none (SDM Vol. 2
 //! §2.1.2: a 66 with a mandatory F2/F3 is ignored). Only data moves are
-//! decoded; their MMX forms (no prefix on 6E/6F/7E/7F, F2/F3 D6), the SSE3
-//! duplicating moves (F2/F3 12/16) and every other SSE instruction are
-//! [`DecodeError::Unsupported`].
+//! decoded: the MMX forms without a prefix of 6E/6F/7E/7F (MOVD/MOVQ with
+//! an MMX register, [`Op::Mmx`]) too; F2/F3 D6 (MOVQ2DQ/MOVDQ2Q), the SSE3
+//! duplicating moves (F2/F3 12/16) and every other SSE or MMX instruction
+//! are [`DecodeError::Unsupported`].
 
 use super::modrm::{self, Rm};
 use super::prefix::Rep;
@@ -112,6 +113,9 @@ pub(super) fn decode(
         (None, false) => Mp::None,
     };
     let wide = mode.is_64() && rex.w();
+    if mp == Mp::None && matches!(opcode, 0x6e | 0x6f | 0x7e | 0x7f) {
+        return decode_mmx(cur, prefixes, mode, opcode, addr_size, m);
+    }
     let (dir, gpr, xm) = classify(opcode, mp, is_reg, wide).ok_or(DecodeError::Unsupported)?;
     let rm = modrm::decode(cur, m, rex, addr_size, prefixes.seg, mode.is_64())?;
     // LOCK is #UD on every SSE instruction.
@@ -140,6 +144,72 @@ pub(super) fn decode(
     };
     Ok(Insn {
         op: Op::Xmm(xm),
+        len: cur.pos as u8,
+        mode,
+        op_size,
+        addr_size,
+        prefixes,
+        map: Map::Two,
+        opcode,
+        modrm: Some(m),
+        mem,
+        dst,
+        src,
+        src2: Operand::None,
+        attr: Attr::MODRM,
+    })
+}
+
+/// The MMX moves (SDM Vol. 2 "MOVD/MOVQ", "MOVQ"): 0F 6E (MOVD/MOVQ mm,
+/// r/m32/64), 0F 7E (MOVD/MOVQ r/m32/64, mm), 0F 6F (MOVQ mm, mm/m64),
+/// 0F 7F (MOVQ mm/m64, mm). ModRM.reg names an MMX register (REX.R is
+/// ignored), as does ModRM.rm of 6F/7F; REX.W widens 6E/7E to 8 bytes.
+fn decode_mmx(
+    cur: &mut Cursor<'_>,
+    prefixes: Prefixes,
+    mode: Mode,
+    opcode: u8,
+    addr_size: Size,
+    m: u8,
+) -> Result<Insn, DecodeError> {
+    let rex = prefixes.rex;
+    let rm = modrm::decode(cur, m, rex, addr_size, prefixes.seg, mode.is_64())?;
+    if prefixes.lock {
+        return Err(DecodeError::Invalid);
+    }
+    let gpr = matches!(opcode, 0x6e | 0x7e);
+    let len = if gpr && !(mode.is_64() && rex.w()) {
+        4
+    } else {
+        8
+    };
+    let op_size = if len == 8 && gpr {
+        Size::S64
+    } else {
+        Size::S32
+    };
+    let mm = Operand::Mmx((m >> 3) & 7);
+    let (rm_op, mem) = match rm {
+        Rm::Reg(r) if gpr => (
+            Operand::Reg(
+                RegRef {
+                    num: r,
+                    high: false,
+                },
+                op_size,
+            ),
+            None,
+        ),
+        Rm::Reg(_) => (Operand::Mmx(m & 7), None),
+        Rm::Mem(mr) => (Operand::MemBytes(len), Some(mr)),
+    };
+    let (dst, src) = if matches!(opcode, 0x6e | 0x6f) {
+        (mm, rm_op)
+    } else {
+        (rm_op, mm)
+    };
+    Ok(Insn {
+        op: Op::Mmx(len),
         len: cur.pos as u8,
         mode,
         op_size,

@@ -277,6 +277,12 @@ pub enum Op {
     Sysenter,
     /// SYSEXIT.
     Sysexit,
+    /// LDS/LES/LFS/LGS/LSS r, m16:16/32/64: the segment register loaded.
+    LoadFarPtr(crate::ops::Seg),
+    /// An MMX data move (MOVD/MOVQ, 0F 6E/6F/7E/7F without a mandatory
+    /// prefix) of this many bytes (4 or 8) between an MMX register and
+    /// memory, a general-purpose register or another MMX register.
+    Mmx(u8),
     /// An SSE/SSE2 data move between an XMM register and memory, a
     /// general-purpose register or another XMM register (MOVUPS ... MOVQ).
     Xmm(XmmMove),
@@ -591,6 +597,9 @@ pub const fn one_byte(op: u8, is64: bool) -> Slot {
         }),
         0xc2 => e(Op::Ret, None, Imm16, F64),
         0xc3 => e(Op::Ret, None, None, F64),
+        // LES/LDS; in 64-bit mode (and with mod = 11) the VEX prefixes.
+        0xc4 if !is64 => e(Op::LoadFarPtr(Seg::Es), Reg, MemOnly, M),
+        0xc5 if !is64 => e(Op::LoadFarPtr(Seg::Ds), Reg, MemOnly, M),
         0xc6 => Slot::Group(Group::G11 { byte: true }),
         0xc7 => Slot::Group(Group::G11 { byte: false }),
         0xc8 => e3(Op::Enter, None, Imm16, ImmU8, D64),
@@ -689,7 +698,10 @@ pub const fn two_byte(op: u8) -> Slot {
         0xaf => e(Op::Imul, Reg, Rm, M),
         0xb0 => e(Op::Cmpxchg, Rm, Reg, BML),
         0xb1 => e(Op::Cmpxchg, Rm, Reg, ML),
+        0xb2 => e(Op::LoadFarPtr(Seg::Ss), Reg, MemOnly, M),
         0xb3 => e(Op::Bit(BitOp::Btr), Rm, Reg, ML),
+        0xb4 => e(Op::LoadFarPtr(Seg::Fs), Reg, MemOnly, M),
+        0xb5 => e(Op::LoadFarPtr(Seg::Gs), Reg, MemOnly, M),
         0xb6 => e(Op::Movzx, Reg, RmSized(Size::S8), M),
         0xb7 => e(Op::Movzx, Reg, RmSized(Size::S16), M),
         0xba => Slot::Group(Group::G8),

@@ -84,12 +84,15 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             self.reg_write(sreg, size, d);
             self.reg_write(dreg, size, r);
             self.set_status(st, STATUS);
+            self.ops.note_xadd(0);
             return Ok(());
         }
+        let la = self.mem_linear(size.bytes(), true)?;
         let old = self.rmw(|d, fl| {
             let (r, st) = flags::add(d, s, false, size);
             (r, flags::merge(fl, st, STATUS))
         })?;
+        self.ops.note_xadd(la);
         self.reg_write(sreg, size, old);
         Ok(())
     }

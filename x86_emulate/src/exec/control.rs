@@ -1,14 +1,15 @@
-//! Control transfer: Jcc, JMP, CALL, RET (near and far), LOOP family, JrCXZ.
+//! Control transfer: Jcc, JMP, CALL, RET (near), LOOP family, JrCXZ (far
+//! transfers: `far.rs`).
 //!
-//! Ports the `jmp`, `jcc`, `call`, `ret` cases and `emulate_ret_far` of
-//! kvm_emulate.c. The target is truncated to the operand size (SDM Vol. 2
-//! "JMP": EIP/IP wrap) and must be canonical in 64-bit mode, else #GP(0).
+//! Ports the `jmp`, `jcc`, `call`, `ret` cases of kvm_emulate.c. The target
+//! is truncated to the operand size (SDM Vol. 2 "JMP": EIP/IP wrap) and
+//! must be canonical in 64-bit mode, else #GP(0).
 //! Near branches in 64-bit mode always have a 64-bit operand size (Intel).
 
 use super::{Exec, GP0, R, fault};
 use crate::decode::table::LoopKind;
 use crate::flags::{Cond, Rflags};
-use crate::ops::{EmulatorOps, Seg};
+use crate::ops::EmulatorOps;
 use crate::regs::Gpr;
 
 impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
@@ -66,28 +67,6 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
         let sp = ss.trunc(self.gpr(Gpr::Rsp, ss).wrapping_add(extra));
         self.set_gpr(Gpr::Rsp, ss, sp);
         self.branch_to(t)
-    }
-
-    pub(super) fn jmp_far(&mut self) -> R<()> {
-        let v = self.read_op(self.insn.src)?;
-        let sel = (v >> 32) as u16;
-        let off = v & 0xffff_ffff;
-        self.ops.load_segment(Seg::Cs, sel)?;
-        self.next_rip = self.osz().trunc(off);
-        Ok(())
-    }
-
-    pub(super) fn ret_far(&mut self) -> R<()> {
-        let size = self.osz();
-        let ip = self.pop(size)?;
-        let cs = self.pop(size)?;
-        let extra = self.read_op(self.insn.src)?;
-        let ss = self.stack_size();
-        let sp = ss.trunc(self.gpr(Gpr::Rsp, ss).wrapping_add(extra));
-        self.ops.load_segment(Seg::Cs, cs as u16)?;
-        self.set_gpr(Gpr::Rsp, ss, sp);
-        self.next_rip = size.trunc(ip);
-        Ok(())
     }
 
     pub(super) fn loop_(&mut self, k: LoopKind) -> R<()> {

@@ -10,9 +10,13 @@
 mod alu;
 mod bit;
 mod control;
+mod descriptor;
 mod far;
+mod iret;
+mod mmx;
 mod mov;
 mod muldiv;
+mod segment;
 mod shift;
 mod sse;
 mod stack;
@@ -204,6 +208,7 @@ pub fn execute<O: EmulatorOps + ?Sized>(
         halt: false,
         new_mode: ctx.mode,
         advance: true,
+        keep_rf: false,
     };
     // The next IP wraps at the code segment's width (branches truncate their
     // targets to the operand size themselves).
@@ -221,8 +226,11 @@ pub fn execute<O: EmulatorOps + ?Sized>(
             } else {
                 regs.rip = ctx.regs.rip;
             }
-            // RF is cleared after any instruction completes (SDM Vol. 3 §18.3.1.1).
-            regs.rflags &= !Rflags::RF.bits();
+            // RF is cleared after any instruction completes (SDM Vol. 3
+            // §18.3.1.1) but IRET, which loads it.
+            if !ex.keep_rf {
+                regs.rflags &= !Rflags::RF.bits();
+            }
             ctx.regs = regs;
             ctx.shadow = ex.shadow;
             ctx.mode = ex.new_mode;
@@ -285,6 +293,8 @@ pub(crate) struct Exec<'a, O: EmulatorOps + ?Sized> {
     pub new_mode: Mode,
     /// False when a REP instruction stopped early: RIP stays.
     pub advance: bool,
+    /// RF as the instruction left it survives (IRET loads RF).
+    pub keep_rf: bool,
 }
 
 impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
@@ -368,6 +378,8 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             Op::Sysenter => self.sysenter(),
             Op::Sysexit => self.sysexit(),
             Op::Xmm(m) => self.xmm_move(m),
+            Op::Mmx(len) => self.mmx_move(len),
+            Op::LoadFarPtr(seg) => self.load_far_ptr(seg),
         }
     }
 
@@ -545,7 +557,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
                 let la = self.mem_linear(s.bytes(), false)?;
                 self.read_lin(la, s)
             }
-            Operand::Xmm(_) | Operand::MemBytes(_) => Err(Stop::Form),
+            Operand::Xmm(_) | Operand::Mmx(_) | Operand::MemBytes(_) => Err(Stop::Form),
         }
     }
 
@@ -559,9 +571,11 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
                 let la = self.mem_linear(s.bytes(), true)?;
                 self.write_lin(la, s, v)
             }
-            Operand::None | Operand::Imm(..) | Operand::Xmm(_) | Operand::MemBytes(_) => {
-                Err(Stop::Form)
-            }
+            Operand::None
+            | Operand::Imm(..)
+            | Operand::Xmm(_)
+            | Operand::Mmx(_)
+            | Operand::MemBytes(_) => Err(Stop::Form),
         }
     }
 

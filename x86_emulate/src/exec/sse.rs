@@ -97,7 +97,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
     }
 
     /// Read `buf.len()` (at most 16) bytes at `la`, split at a page boundary.
-    fn read_bytes(&mut self, la: u64, buf: &mut [u8]) -> R<()> {
+    pub(super) fn read_bytes(&mut self, la: u64, buf: &mut [u8]) -> R<()> {
         let first = page_chunk(la, buf.len());
         let (lo, hi) = buf.split_at_mut_checked(first).ok_or(Stop::Form)?;
         self.ops.read(la, lo)?;
@@ -110,7 +110,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
     /// Write `data` (at most 16 bytes) at `la`, split at a page boundary (a
     /// fault on the second page leaves the first part written, as
     /// [`Exec::write_lin`] does).
-    fn write_bytes(&mut self, la: u64, data: &[u8]) -> R<()> {
+    pub(super) fn write_bytes(&mut self, la: u64, data: &[u8]) -> R<()> {
         let first = page_chunk(la, data.len());
         let (lo, hi) = data.split_at_checked(first).ok_or(Stop::Form)?;
         self.ops.write(la, lo)?;

@@ -48,7 +48,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
 
     pub(super) fn pop_seg(&mut self, seg: Seg) -> R<()> {
         let v = self.pop(self.osz())?;
-        self.ops.load_segment(seg, v as u16)?;
+        self.load_sreg(seg, v as u16)?;
         if seg == Seg::Ss {
             self.shadow = InterruptShadow::MovSs;
         }

@@ -4,7 +4,8 @@
 //! Ports the `in`/`out` cases with `emulator_io_permited` (SDM Vol. 1 §18.5:
 //! CPL > IOPL or virtual-8086 mode consults the TSS I/O bitmap), the flag
 //! instructions (SDM Vol. 2 "CLI"/"STI": #GP(0) when CPL > IOPL; STI opens
-//! an interrupt shadow), MOV Sreg, MOV CR/DR, RDMSR/WRMSR, CLTS, LGDT/LIDT,
+//! an interrupt shadow), MOV Sreg, LDS/LES/LFS/LGS/LSS (the descriptor
+//! checks: `segment.rs`), MOV CR/DR, RDMSR/WRMSR, CLTS, LGDT/LIDT,
 //! SMSW/LMSW ("PE can be set but not cleared") and INVLPG of kvm_emulate.c
 //! and the `realmode_*`/`emulate_clts` leftovers it carried.
 
@@ -130,11 +131,29 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             return fault(UD);
         }
         let v = self.read_op(self.insn.src)?;
-        self.ops.load_segment(seg, v as u16)?;
+        self.load_sreg(seg, v as u16)?;
         if seg == Seg::Ss {
             self.shadow = InterruptShadow::MovSs;
         }
         Ok(())
+    }
+
+    /// LDS/LES/LFS/LGS/LSS r, m16:16/32/64 (SDM Vol. 2 "LDS/LES/LFS/LGS/
+    /// LSS"): the offset (operand size), then the selector after it; the
+    /// segment register is checked and loaded before the register is
+    /// written.
+    pub(super) fn load_far_ptr(&mut self, seg: Seg) -> R<()> {
+        let size = self.osz();
+        let m = self.insn.mem.ok_or(Stop::Form)?;
+        let ea = self.effective_address(&m);
+        let off = self.read_seg(m.seg, ea, size)?;
+        let sel_off = self
+            .insn
+            .addr_size
+            .trunc(ea.wrapping_add(size.bytes() as u64));
+        let sel = self.read_seg(m.seg, sel_off, Size::S16)? as u16;
+        self.load_sreg(seg, sel)?;
+        self.write_op(self.insn.dst, off)
     }
 
     pub(super) fn mov_crdr(&mut self, op: Op) -> R<()> {

@@ -11,77 +11,17 @@
 //! is loaded through [`EmulatorOps::load_tr`].
 
 use super::{Exec, GP0, R, fault};
-use crate::mode::{Mode, Size};
-use crate::ops::{EmulatorOps, Exception, OpError};
+use crate::mode::Mode;
+use crate::ops::{EmulatorOps, Exception};
 
-const MSR_EFER: u32 = 0xc000_0080;
-const EFER_LMA: u64 = 1 << 10;
 /// Available 16-bit TSS (legacy modes only).
-const TSS16_AVAILABLE: u64 = 1;
+const TSS16_AVAILABLE: u8 = 1;
 /// Available 32-bit TSS, or 64-bit TSS in IA-32e mode.
-const TSS_AVAILABLE: u64 = 9;
+const TSS_AVAILABLE: u8 = 9;
 /// The busy bit of a TSS descriptor's type.
-const TSS_BUSY: u64 = 2;
-
-/// The fields of an 8-byte segment descriptor LTR loads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct TssDescriptor {
-    /// Base[31:0] (IA-32e mode adds base[63:32] from the upper 8 bytes).
-    pub base: u64,
-    /// The effective limit in bytes (granularity applied).
-    pub limit: u32,
-    /// Access rights in the VMCS format: type[3:0], S[4], DPL[6:5], P[7],
-    /// AVL[12], L[13], D/B[14], G[15].
-    pub access_rights: u32,
-}
-
-impl TssDescriptor {
-    /// Split the low 8 bytes of a descriptor (SDM Vol. 3 Figure 3-8).
-    pub(crate) fn from_low(d: u64) -> TssDescriptor {
-        let raw_limit = ((d & 0xffff) | (((d >> 48) & 0xf) << 16)) as u32;
-        let base = ((d >> 16) & 0x00ff_ffff) | (((d >> 56) & 0xff) << 24);
-        let access = ((d >> 40) & 0xff) as u32;
-        let flags = ((d >> 52) & 0xf) as u32;
-        let g = flags & 8 != 0;
-        TssDescriptor {
-            base,
-            limit: if g {
-                (raw_limit << 12) | 0xfff
-            } else {
-                raw_limit
-            },
-            access_rights: access | (flags << 12),
-        }
-    }
-
-    fn typ(&self) -> u64 {
-        u64::from(self.access_rights & 0xf)
-    }
-
-    fn system(&self) -> bool {
-        self.access_rights & 0x10 == 0
-    }
-
-    fn present(&self) -> bool {
-        self.access_rights & 0x80 != 0
-    }
-}
+const TSS_BUSY: u8 = 2;
 
 impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
-    /// IA-32e mode (IA32_EFER.LMA = 1): 64-bit mode, or compatibility mode
-    /// as reported by EFER. A fault reading EFER (no such MSR) means legacy
-    /// protected mode.
-    fn ia32e(&mut self) -> R<bool> {
-        if self.mode.is_64() {
-            return Ok(true);
-        }
-        match self.ops.read_msr(MSR_EFER) {
-            Ok(efer) => Ok(efer & EFER_LMA != 0),
-            Err(OpError::Fault(_)) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
     pub(super) fn ltr(&mut self) -> R<()> {
         if matches!(self.mode, Mode::Real | Mode::Vm86) {
             return fault(Exception::InvalidOpcode);
@@ -91,7 +31,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
         }
         // First, so ops without GDT access are unhandleable before any
         // memory access.
-        let (gdt_base, gdt_limit) = self.ops.gdtr()?;
+        self.ops.gdtr()?;
         let long = self.ia32e()?;
         let selector = self.read_op(self.insn.src)? as u16;
         let err = selector & 0xfffc;
@@ -102,15 +42,8 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
         if selector & 4 != 0 {
             return fault(gp);
         }
-        let index = u64::from(selector & 0xfff8);
-        let last = index + if long { 15 } else { 7 };
-        if last > u64::from(gdt_limit) {
-            return fault(gp);
-        }
-        let wrap = |a: u64| if long { a } else { a & 0xffff_ffff };
-        let la = wrap(gdt_base.wrapping_add(index));
-        let low = self.read_lin(la, Size::S64)?;
-        let mut desc = TssDescriptor::from_low(low);
+        let entry = self.table_entry(selector, long)?;
+        let mut desc = entry.desc;
         let typ = desc.typ();
         let available = typ == TSS_AVAILABLE || (typ == TSS16_AVAILABLE && !long);
         if !desc.system() || !available {
@@ -120,7 +53,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             return fault(Exception::SegmentNotPresent(err));
         }
         if long {
-            let high = self.read_lin(la.wrapping_add(8), Size::S64)?;
+            let high = self.upper_half(&entry)?;
             // The upper 8 bytes' type field (bits 12:8 of dword 3) must be 0.
             if (high >> 40) & 0x1f != 0 {
                 return fault(gp);
@@ -131,30 +64,10 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             }
         }
         // Mark the TSS busy in the GDT: the access byte is byte 5.
-        let access = ((low >> 40) as u8) | TSS_BUSY as u8;
-        self.ops.write(wrap(la.wrapping_add(5)), &[access])?;
-        desc.access_rights |= TSS_BUSY as u32;
+        self.set_access_bits(&entry, TSS_BUSY, long)?;
+        desc.access_rights |= u32::from(TSS_BUSY);
         self.ops
             .load_tr(selector, desc.base, desc.limit, desc.access_rights)?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::TssDescriptor;
-
-    #[test]
-    fn descriptor_fields() {
-        // base 0x1234_5678, limit 0x6_7890 (G = 0), type 9, P, DPL 0, AVL.
-        let d = 0x1216_8934_5678_7890u64;
-        let t = TssDescriptor::from_low(d);
-        assert_eq!(t.base, 0x1234_5678);
-        assert_eq!(t.limit, 0x6_7890);
-        assert_eq!(t.access_rights, 0x89 | (1 << 12));
-        // G = 1: limit in 4 KiB units.
-        let t = TssDescriptor::from_low(d | (1 << 55));
-        assert_eq!(t.limit, 0x6789_0fff);
-        assert_eq!(t.access_rights, 0x89 | (1 << 12) | (1 << 15));
     }
 }

@@ -3,7 +3,9 @@
 //! pending-I/O answers.
 #![allow(dead_code)]
 
-use kvm_x86_emulate::{EmulatorOps, Exception, FlatSegment, OpError, Seg, SegmentLimits};
+use kvm_x86_emulate::{
+    EmulatorOps, Exception, FlatSegment, OpError, Seg, SegmentCache, SegmentLimits,
+};
 use std::collections::BTreeMap;
 
 /// One mapped range of guest-linear memory.
@@ -33,7 +35,20 @@ pub struct Mock {
     pub reads: Vec<(u64, usize)>,
     /// Make accesses at these addresses need userspace I/O.
     pub mmio: Vec<(u64, u64)>,
-    pub loaded_segs: Vec<(Seg, u16)>,
+    /// Every `set_segment`, in order.
+    pub loaded_segs: Vec<(Seg, SegmentCache)>,
+    /// The rest of each segment's descriptor cache (with `seg_base`,
+    /// `seg_sel`): limit and access rights (`get_segment`).
+    pub seg_limit: [u32; 6],
+    pub seg_ar: [u32; 6],
+    /// LDTR; `None` answers `ldtr` with `Unhandleable`.
+    pub ldtr: Option<SegmentCache>,
+    /// The FXSAVE image behind `fpu_read`/`fpu_write` (512 bytes once used).
+    pub fpu: Vec<u8>,
+    /// Every `fpu_write`: (offset, bytes).
+    pub fpu_writes: Vec<(usize, Vec<u8>)>,
+    /// Every `note_xadd`.
+    pub xadds: Vec<u64>,
     pub flat_segs: Vec<(Seg, u16, FlatSegment)>,
     pub limits: [Option<SegmentLimits>; 6],
     pub halted: bool,
@@ -48,7 +63,7 @@ pub struct Mock {
     pub tr_loads: Vec<(u16, u64, u32, u32)>,
 }
 
-fn seg_index(s: Seg) -> usize {
+pub fn seg_index(s: Seg) -> usize {
     match s {
         Seg::Es => 0,
         Seg::Cs => 1,
@@ -79,6 +94,15 @@ impl Mock {
         &self
             .regions
             .iter()
+            .find(|r| r.base == base)
+            .expect("region")
+            .data
+    }
+
+    pub fn region_mut(&mut self, base: u64) -> &mut [u8] {
+        &mut self
+            .regions
+            .iter_mut()
             .find(|r| r.base == base)
             .expect("region")
             .data
@@ -189,10 +213,45 @@ impl EmulatorOps for Mock {
         self.seg_sel[seg_index(seg)]
     }
 
-    fn load_segment(&mut self, seg: Seg, selector: u16) -> Result<(), OpError> {
-        self.loaded_segs.push((seg, selector));
-        self.seg_sel[seg_index(seg)] = selector;
+    fn get_segment(&mut self, seg: Seg) -> Result<SegmentCache, OpError> {
+        let i = seg_index(seg);
+        Ok(SegmentCache {
+            selector: self.seg_sel[i],
+            base: self.seg_base[i],
+            limit: self.seg_limit[i],
+            access_rights: self.seg_ar[i],
+        })
+    }
+
+    fn set_segment(&mut self, seg: Seg, cache: SegmentCache) -> Result<(), OpError> {
+        self.loaded_segs.push((seg, cache));
+        let i = seg_index(seg);
+        self.seg_sel[i] = cache.selector;
+        self.seg_base[i] = cache.base;
+        self.seg_limit[i] = cache.limit;
+        self.seg_ar[i] = cache.access_rights;
         Ok(())
+    }
+
+    fn ldtr(&mut self) -> Result<SegmentCache, OpError> {
+        self.ldtr.ok_or(OpError::Unhandleable)
+    }
+
+    fn fpu_read(&mut self, offset: usize, buf: &mut [u8]) -> Result<(), OpError> {
+        self.fpu.resize(512, 0);
+        buf.copy_from_slice(&self.fpu[offset..offset + buf.len()]);
+        Ok(())
+    }
+
+    fn fpu_write(&mut self, offset: usize, data: &[u8]) -> Result<(), OpError> {
+        self.fpu.resize(512, 0);
+        self.fpu[offset..offset + data.len()].copy_from_slice(data);
+        self.fpu_writes.push((offset, data.to_vec()));
+        Ok(())
+    }
+
+    fn note_xadd(&mut self, linear: u64) {
+        self.xadds.push(linear);
     }
 
     fn load_flat_segment(
@@ -273,4 +332,24 @@ impl EmulatorOps for Mock {
         self.xmm[usize::from(reg)] = value;
         Ok(())
     }
+}
+
+/// An 8-byte segment descriptor (SDM Vol. 3 Figure 3-8): `access` is byte 5
+/// (P, DPL, S, type), `flags` the G, D/B, L, AVL nibble.
+pub fn descriptor(base: u32, limit: u32, access: u8, flags: u8) -> u64 {
+    u64::from(limit & 0xffff)
+        | (u64::from(base & 0x00ff_ffff) << 16)
+        | (u64::from(access) << 40)
+        | (u64::from((limit >> 16) & 0xf) << 48)
+        | (u64::from(flags & 0xf) << 52)
+        | (u64::from(base >> 24) << 56)
+}
+
+/// A descriptor table of `slots` entries with `entries` at (index, qword).
+pub fn table(slots: usize, entries: &[(usize, u64)]) -> Vec<u8> {
+    let mut g = vec![0u8; slots * 8];
+    for &(i, d) in entries {
+        g[i * 8..i * 8 + 8].copy_from_slice(&d.to_le_bytes());
+    }
+    g
 }

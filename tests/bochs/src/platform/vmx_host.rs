@@ -553,6 +553,27 @@ impl VmxHost for BareVmxHost {
     fn host_tsc(&self) -> u64 {
         cpu::rdtsc()
     }
+    fn load_debug_regs(&self, db: &[u64; 4]) {
+        // SAFETY: CPL 0, interrupts off (the run loop's entry path).
+        unsafe { kvm_vmx::debugreg::load_guest_breakpoints(db) }
+    }
+    /// The TSC-based clock in pvclock form (`clock::pvclock_scale`).
+    fn clock_params(&self) -> ::kvm::vm::kvmclock::ClockParams {
+        let tsc = clock::now();
+        let (mul, shift) = clock::pvclock_scale();
+        ::kvm::vm::kvmclock::ClockParams {
+            hrtime: clock::ticks_to_ns(tsc),
+            tsc,
+            mul,
+            shift,
+        }
+    }
+    /// Wall-clock time: the CMOS RTC read at boot plus the time since.
+    fn wall_clock(&self) -> (u64, u32) {
+        let ns = clock::ticks_to_ns(clock::now());
+        let boot = crate::rtc::boot_epoch_seconds();
+        (boot.saturating_add(ns / 1_000_000_000), (ns % 1_000_000_000) as u32)
+    }
     /// The rest of the VMM's time slice: VCPUs share this CPU, and a guest
     /// spinning with nothing to exit for (an AP waiting for a lock the
     /// other VCPU holds) must still give the CPU back. (The LAPIC timer's
