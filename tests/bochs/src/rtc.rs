@@ -43,7 +43,13 @@ pub fn init() {
         spins += 1;
     }
     let b = read(STATUS_B);
-    let bin = |v: u8| if b & 4 != 0 { v } else { (v & 0x0f) + (v >> 4) * 10 };
+    let bin = |v: u8| {
+        if b & 4 != 0 {
+            v
+        } else {
+            (v & 0x0f) + (v >> 4) * 10
+        }
+    };
     let sec = i64::from(bin(read(0x00)));
     let min = i64::from(bin(read(0x02)));
     let raw_hour = read(0x04);

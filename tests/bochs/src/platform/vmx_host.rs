@@ -572,7 +572,10 @@ impl VmxHost for BareVmxHost {
     fn wall_clock(&self) -> (u64, u32) {
         let ns = clock::ticks_to_ns(clock::now());
         let boot = crate::rtc::boot_epoch_seconds();
-        (boot.saturating_add(ns / 1_000_000_000), (ns % 1_000_000_000) as u32)
+        (
+            boot.saturating_add(ns / 1_000_000_000),
+            (ns % 1_000_000_000) as u32,
+        )
     }
     /// The rest of the VMM's time slice: VCPUs share this CPU, and a guest
     /// spinning with nothing to exit for (an AP waiting for a lock the
