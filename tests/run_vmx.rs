@@ -1481,3 +1481,153 @@ fn hyperv_vapic_msrs_reach_the_lapic() {
     );
     assert_eq!(get(&vm, &[0x4000_0073]).0, Ok(0));
 }
+
+/// A guest with two 32-bit tasks for the task-switch exits: GDT at 0x2000
+/// with flat code (0x08) and data (0x10), the running task's busy TSS
+/// (0x18, at 0x3000) in TR and an available one (0x20, at 0x3100, limit
+/// `new_limit`) that starts at EIP 0x5000 with ESP 0x8000, EAX 0x1234 and
+/// EFLAGS 0x2 (SDM vol. 3 figure 7-2 offsets).
+fn two_tasks(new_limit: u8) -> Vm {
+    let vm = Vm::new(false, false);
+    vm.protected_mode(0x1000);
+    let code: [u8; 8] = [0xff, 0xff, 0x00, 0x00, 0x00, 0x9b, 0xcf, 0x00];
+    let data: [u8; 8] = [0xff, 0xff, 0x00, 0x00, 0x00, 0x93, 0xcf, 0x00];
+    let old_tss: [u8; 8] = [0x67, 0x00, 0x00, 0x30, 0x00, 0x8b, 0x00, 0x00];
+    let new_tss: [u8; 8] = [new_limit, 0x00, 0x00, 0x31, 0x00, 0x89, 0x00, 0x00];
+    for (sel, d) in [(0x08, code), (0x10, data), (0x18, old_tss), (0x20, new_tss)] {
+        vm.p.write(RAM + 0x2000 + sel, &d);
+    }
+    let mut t = [0u8; 0x68];
+    let mut put = |off: usize, v: u32| t[off..off + 4].copy_from_slice(&v.to_le_bytes());
+    put(0x20, 0x5000); // EIP
+    put(0x24, 0x2); // EFLAGS
+    put(0x28, 0x1234); // EAX
+    put(0x38, 0x8000); // ESP
+    for (off, sel) in [(0x48, 0x10), (0x4c, 0x08), (0x50, 0x10), (0x54, 0x10)] {
+        put(off, sel); // ES, CS, SS, DS
+    }
+    vm.p.write(RAM + 0x3100, &t);
+    let mut s = vm.sregs();
+    s.gdt.base = 0x2000;
+    s.gdt.limit = 0x27;
+    s.tr = kvm_segment {
+        base: 0x3000,
+        limit: 0x67,
+        selector: 0x18,
+        r#type: 11,
+        present: 1,
+        s: 0,
+        ..s.cs
+    };
+    vm.set_sregs(&s);
+    let mut r = vm.regs();
+    r.rax = 0xaaaa;
+    vm.set_regs(&r);
+    vm
+}
+
+/// `lcall $0x20, $0` (7 bytes) to an available 32-bit TSS: a task-switch
+/// exit with source CALL (SDM vol. 3 table 28-2: bits 15:0 the selector,
+/// 31:30 = 0). The driver saves the old task past the instruction, links
+/// and nests the new one, marks it busy, loads TR, CR0.TS and the new
+/// registers, and clears DR7's local enables.
+#[test]
+fn call_to_a_tss_switches_tasks() {
+    use kvm_vmx::Vmcs;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let mut vm = two_tasks(0x67);
+    let dr7 = Arc::new(AtomicU64::new(0));
+    let seen = dr7.clone();
+    vm.exits(vec![
+        Exit::new(ExitReason::TaskSwitch, 7, 0x20).with(|_, v| v.write(guest::DR7, 0x4ff)),
+        Exit::new(ExitReason::Hlt, 1, 0).with(move |_, v| {
+            let ldtr_ar = v.read(guest::LDTR_ACCESS_RIGHTS);
+            seen.store(v.read(guest::DR7) | (ldtr_ar << 32), Ordering::Relaxed);
+        }),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
+    let e = vm.entries();
+    assert_eq!(e[1].rip, 0x5000, "the new task runs");
+    assert_eq!(e[1].regs.rax, 0x1234);
+    assert_eq!(e[1].injected, 0);
+    let old = vm.p.read(RAM + 0x3000, 0x68);
+    let at = |off: usize| u32::from_le_bytes(old[off..off + 4].try_into().unwrap());
+    assert_eq!(at(0x20), 0x1007, "old EIP past the lcall");
+    assert_eq!(at(0x24), 0x202, "old EFLAGS");
+    assert_eq!(at(0x28), 0xaaaa, "old EAX");
+    assert_eq!(at(0x4c) & 0xffff, 0x08, "old CS");
+    let new = vm.p.read(RAM + 0x3100, 2);
+    assert_eq!(new, [0x18, 0x00], "link to the caller");
+    assert_eq!(vm.p.read(RAM + 0x2000 + 0x20 + 5, 1), [0x8b], "new busy");
+    assert_eq!(
+        vm.p.read(RAM + 0x2000 + 0x18 + 5, 1),
+        [0x8b],
+        "old busy kept"
+    );
+    let r = vm.regs();
+    assert_eq!((r.rip, r.rsp), (0x5001, 0x8000), "past the new task's HLT");
+    assert_eq!(r.rflags, 0x4002, "NT set for a nested task");
+    let s = vm.sregs();
+    assert_eq!(
+        (s.tr.selector, s.tr.base, s.tr.limit, s.tr.r#type),
+        (0x20, 0x3100, 0x67, 11)
+    );
+    assert_eq!(s.cr0 & 8, 8, "CR0.TS");
+    assert_eq!(
+        (s.cs.selector, s.ss.selector, s.ds.selector),
+        (0x08, 0x10, 0x10)
+    );
+    // What the next entry ran with: a null LDT selector makes LDTR
+    // unusable (KVM_GET_SREGS reports an unusable segment as all-zero
+    // attributes, as the C's `vmx_get_segment`), and DR7's L0-L3 and LE
+    // cleared.
+    let seen = dr7.load(Ordering::Relaxed);
+    assert_eq!(seen >> 32, 0x1_0000, "LDTR unusable");
+    assert_eq!((s.ldt.selector, s.ldt.present), (0, 0));
+    assert_eq!(seen & 0xffff_ffff, 0x4aa, "DR7");
+}
+
+/// A #GP (error code 0x1234) delivered through a task gate: the exit
+/// comes with the IDT-vectoring information (SDM vol. 3 §27.2.4); the
+/// driver does not re-inject the #GP, saves the old task at the faulting
+/// instruction and pushes the error code on the new task's stack
+/// (kvm-unit-tests taskswitch.flat's fault handler pops it).
+#[test]
+fn exception_through_a_task_gate_pushes_its_error_code() {
+    let mut vm = two_tasks(0x67);
+    vm.exits(vec![
+        Exit::new(ExitReason::TaskSwitch, 0, (3 << 30) | 0x20).during_delivery(0x8000_0b0d, 0x1234),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    let e = vm.entries();
+    assert_eq!(e[1].injected, 0, "not re-injected");
+    assert_eq!(e[1].rip, 0x5000);
+    let old = vm.p.read(RAM + 0x3000 + 0x20, 4);
+    assert_eq!(old, [0x00, 0x10, 0x00, 0x00], "old EIP at the fault");
+    let r = vm.regs();
+    assert_eq!(r.rsp, 0x7ffc);
+    assert_eq!(vm.p.read(RAM + 0x7ffc, 4), [0x34, 0x12, 0x00, 0x00]);
+    assert_eq!(r.rflags & 0x4000, 0x4000);
+}
+
+/// A new TSS below the 32-bit minimum limit (67H): #TS(selector) in the
+/// old task (SDM vol. 3 §7.2.2), RIP back on the JMP, nothing switched.
+#[test]
+fn jmp_to_a_short_tss_is_ts() {
+    let mut vm = two_tasks(0x66);
+    vm.exits(vec![
+        Exit::new(ExitReason::TaskSwitch, 7, (2 << 30) | 0x20),
+        Exit::new(ExitReason::Hlt, 1, 0),
+    ]);
+    assert_eq!(vm.run(), Ok(0));
+    let e = vm.entries();
+    assert_eq!(e[1].injected, 0x8000_0b0a, "#TS with an error code");
+    assert_eq!(e[1].error_code, 0x20);
+    assert_eq!(e[1].rip, 0x1000);
+    let s = vm.sregs();
+    assert_eq!(s.tr.selector, 0x18);
+    assert_eq!(vm.p.read(RAM + 0x2000 + 0x18 + 5, 1), [0x8b]);
+}

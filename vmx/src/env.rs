@@ -173,6 +173,37 @@ pub enum Emulation {
     Failed,
 }
 
+/// A task switch the CPU left to the VMM (`kvm_task_switch`'s arguments,
+/// with Linux's error code): the new TSS selector and the source from the
+/// exit qualification (SDM Vol. 3 Table 28-2), and for a switch through a
+/// task gate in the IDT the event it delivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskSwitchRequest {
+    pub selector: u16,
+    pub source: TaskSwitchSource,
+    /// The error code of the hardware exception that went through the
+    /// gate (IDT-vectoring error code): the new task finds it on its
+    /// stack.
+    pub error_code: Option<u32>,
+    /// The gate delivers a hardware exception, an external interrupt or an
+    /// NMI: faults of the switch carry the EXT bit.
+    pub external: bool,
+}
+
+/// How a task switch went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TaskSwitchOutcome {
+    /// The new task runs (an exception raised while loading it may be
+    /// queued, to be delivered in its context).
+    #[default]
+    Switched,
+    /// An exception is queued in the old task, which is unchanged.
+    Faulted,
+    /// It cannot be emulated (a TSS outside guest RAM): userspace gets
+    /// an internal error.
+    Failed,
+}
+
 /// Why the emulator is called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EmulationReason {
@@ -244,15 +275,13 @@ pub trait ExitEnv: InterruptSource + ProbeSink {
     ) -> Emulation;
     /// INVLPG of `gva` (`kvm_mmu_invlpg`).
     fn invlpg(&mut self, gva: u64);
-    /// Emulate a task switch (`kvm_task_switch`); false → userspace gets an
-    /// internal error.
+    /// Emulate a task switch (`kvm_task_switch`).
     fn task_switch(
         &mut self,
         vcpu: &mut VmxVcpu,
         v: &mut dyn Vmcs,
-        selector: u16,
-        source: TaskSwitchSource,
-    ) -> bool;
+        request: TaskSwitchRequest,
+    ) -> TaskSwitchOutcome;
     /// The LAPIC, IOAPIC and PIC live in the kernel (`irqchip_in_kernel`).
     fn irqchip_in_kernel(&self) -> bool;
     /// The Hyper-V hypercall page is enabled (`kvm_hv_hypercall_enabled`).

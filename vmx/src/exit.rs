@@ -17,7 +17,10 @@
 use x86::vmx::vmcs::control::{self, EntryControls, PrimaryControls};
 use x86::vmx::vmcs::{guest, ro};
 
-use crate::env::{ControlRegister, Emulation, EmulationReason, ExitEnv, Fault, Probe};
+use crate::env::{
+    ControlRegister, Emulation, EmulationReason, ExitEnv, Fault, Probe, TaskSwitchOutcome,
+    TaskSwitchRequest,
+};
 use crate::exit_reason::{EXIT_REASON_ENTRY_FAILURE, ExitReason, basic};
 use crate::host;
 use crate::inject::{interrupt_allowed, skip_instruction};
@@ -925,7 +928,21 @@ fn kvm_hv_hypercall<V: Vmcs, E: ExitEnv>(
     ExitOutcome::Resume
 }
 
-/// `handle_task_switch`.
+/// DR7's local breakpoint enables L0-L3 and LE (bits 0, 2, 4, 6, 8): a
+/// task switch clears them (SDM Vol. 3 §18.2.4; Linux's
+/// `DR_LOCAL_ENABLE_MASK | DR_LOCAL_SLOWDOWN`, Bochs).
+const DR7_LOCAL_ENABLES: u64 = 0x155;
+
+/// `handle_task_switch` (kvm_vmx.c:3514): drop the re-injection of the
+/// event that went through a task gate (the switch delivers it), step over
+/// the instruction that caused the switch, emulate it, then clear DR7's
+/// local enables. Beyond the C (as Linux): the error code of a hardware
+/// exception through the gate goes with the request, to be pushed on the
+/// new task's stack; the C's mask `~55` was decimal (bits 0-2, 4, 5); DR7
+/// is cleared only when the switch happened; a fault before the switch
+/// leaves RIP on the instruction (the C and Linux left it past); an IRET
+/// that switched tasks ends NMI blocking as any IRET does (SDM Vol. 3
+/// §6.7.1).
 fn handle_task_switch<V: Vmcs, E: ExitEnv>(
     vcpu: &mut VmxVcpu,
     v: &mut V,
@@ -933,6 +950,8 @@ fn handle_task_switch<V: Vmcs, E: ExitEnv>(
 ) -> ExitOutcome {
     let q = TaskSwitch::decode(v.read(ro::EXIT_QUALIFICATION));
     let idt = InterruptionInfo::decode(vcpu.idt_vectoring_info);
+    let mut error_code = None;
+    let mut external = false;
     if q.source == TaskSwitchSource::Gate
         && let Some(i) = idt
     {
@@ -949,10 +968,17 @@ fn handle_task_switch<V: Vmcs, E: ExitEnv>(
                 vcpu.events.interrupt = None;
             }
             EventType::HardwareException | EventType::SoftwareException => {
+                if i.kind == EventType::HardwareException && i.has_error_code {
+                    error_code = Some(v.read32(ro::IDT_VECTORING_ERR_CODE));
+                }
                 vcpu.events.exception = None;
             }
             _ => {}
         }
+        external = matches!(
+            i.kind,
+            EventType::HardwareException | EventType::ExternalInterrupt | EventType::Nmi
+        );
     }
     // An instruction (CALL, JMP, IRET, INT n...) caused it: step over it.
     let by_instruction = match idt {
@@ -962,16 +988,34 @@ fn handle_task_switch<V: Vmcs, E: ExitEnv>(
             EventType::HardwareException | EventType::ExternalInterrupt | EventType::Nmi
         ),
     };
+    let (rip, shadow) = (v.read(guest::RIP), crate::inject::interrupt_shadow(v));
     if by_instruction {
         skip_instruction(v);
     }
-    if !env.task_switch(vcpu, v, q.selector, q.source) {
-        return internal_emulation_error(vcpu);
+    let request = TaskSwitchRequest {
+        selector: q.selector,
+        source: q.source,
+        error_code,
+        external,
+    };
+    match env.task_switch(vcpu, v, request) {
+        TaskSwitchOutcome::Failed => internal_emulation_error(vcpu),
+        TaskSwitchOutcome::Faulted => {
+            // A fault: the instruction did not complete (its CS:EIP is
+            // the one the exception reports).
+            v.write(guest::RIP, rip);
+            crate::inject::set_interrupt_shadow(v, shadow);
+            ExitOutcome::Resume
+        }
+        TaskSwitchOutcome::Switched => {
+            let dr7 = v.read(guest::DR7) & !DR7_LOCAL_ENABLES;
+            v.write(guest::DR7, dr7);
+            if q.source == TaskSwitchSource::Iret {
+                crate::inject::set_nmi_mask(v, vcpu, false);
+            }
+            ExitOutcome::Resume
+        }
     }
-    // Clear the local breakpoint enables (L0–L3: bits 0, 2, 4, 6).
-    let dr7 = v.read(guest::DR7) & !0x55;
-    v.write(guest::DR7, dr7);
-    ExitOutcome::Resume
 }
 
 /// `handle_ept_violation`: the MMU maps the page, or the access is MMIO

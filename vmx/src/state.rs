@@ -214,9 +214,12 @@ impl Segment {
     }
 
     /// Fill the attribute fields from access rights (an unusable segment
-    /// reads as all-zero attributes, as `vmx_get_segment` reports it).
+    /// reads as all-zero attributes, as `vmx_get_segment` reports it, and
+    /// with `unusable` set: the C zeroed the rights before reading the bit,
+    /// so it never reported one; Linux fixed that later).
     fn set_access_rights(&mut self, ar: u32) {
-        let ar = if ar & AR_UNUSABLE != 0 { 0 } else { ar };
+        let unusable = ar & AR_UNUSABLE != 0;
+        let ar = if unusable { 0 } else { ar };
         self.type_ = (ar & 15) as u8;
         self.s = ar & (1 << 4) != 0;
         self.dpl = ((ar >> 5) & 3) as u8;
@@ -225,7 +228,7 @@ impl Segment {
         self.l = ar & (1 << 13) != 0;
         self.db = ar & (1 << 14) != 0;
         self.g = ar & (1 << 15) != 0;
-        self.unusable = ar & AR_UNUSABLE != 0;
+        self.unusable = unusable;
     }
 }
 
@@ -598,6 +601,11 @@ mod tests {
         set_segment(&mut v, SegmentRegister::Fs, &null);
         assert_eq!(v.get(guest::FS_ACCESS_RIGHTS), Some(1 << 16));
         assert_eq!(get_segment(&v, SegmentRegister::Fs).type_, 0);
+        assert!(
+            get_segment(&v, SegmentRegister::Fs).unusable,
+            "KVM_GET_SREGS says so"
+        );
+        assert!(!get_segment(&v, SegmentRegister::Ds).unusable);
         // LDTR is written as given; TR goes to the TR fields.
         let tr = Segment {
             type_: 11,

@@ -7,8 +7,9 @@
 //! guest memory, port I/O, segments, control registers and MSRs. Every
 //! outcome is a value: [`Outcome`] for the cases the caller acts on
 //! (done, pending I/O, exception to inject, halt) and [`Unhandleable`] for
-//! instructions this emulator does not do. Nothing on a path guest bytes
-//! reach can panic.
+//! instructions this emulator does not do. [`task_switch`] performs a
+//! hardware task switch (a VMX task-switch exit) against the same ops.
+//! Nothing on a path guest bytes reach can panic.
 #![no_std]
 #![cfg_attr(
     not(test),
@@ -31,7 +32,10 @@ pub mod ops;
 pub mod regs;
 
 pub use decode::{DecodeError, Insn, decode};
-pub use exec::{Context, InterruptShadow, Outcome, Unhandleable, emulate, execute};
+pub use exec::{
+    Context, InterruptShadow, Outcome, TaskSwitch, TaskSwitchOutcome, TaskSwitchReason,
+    Unhandleable, emulate, execute, task_switch,
+};
 pub use flags::Rflags;
 pub use mode::{Mode, Size};
 pub use ops::{

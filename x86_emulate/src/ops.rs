@@ -124,6 +124,9 @@ pub enum Exception {
     /// #MF (x87 floating-point error, vector 16): an MMX instruction found
     /// an unmasked x87 exception pending.
     FloatingPoint,
+    /// #TS (invalid TSS, vector 10) with error code: a task switch found
+    /// the new TSS, or a selector in it, invalid (SDM Vol. 3 Table 7-1).
+    InvalidTss(u16),
     /// #SS with error code.
     StackFault(u16),
     /// #NP (segment not present, vector 11) with error code.
@@ -240,6 +243,33 @@ pub trait EmulatorOps {
         Err(OpError::Unhandleable)
     }
 
+    /// The task register: selector, base, limit and access rights (type
+    /// 3: busy 16-bit TSS, 11: busy 32-bit TSS), for a task switch, which
+    /// saves the outgoing task's state in the TSS at TR's base.
+    /// Default: unhandleable.
+    fn tr(&mut self) -> Result<SegmentCache, OpError> {
+        Err(OpError::Unhandleable)
+    }
+
+    /// Load LDTR (a task switch loads the new task's LDT, SDM Vol. 3
+    /// §7.3 step 12) with `selector` and its descriptor's `base`, `limit`
+    /// in bytes and `access_rights` in the VMCS format (type 2, S = 0,
+    /// DPL, P, G; [`SegmentCache::UNUSABLE`] for a null selector). Called
+    /// after every check of the LDT descriptor passed; from then on
+    /// [`EmulatorOps::ldtr`] must answer the new LDTR (the new task's
+    /// segment selectors with TI = 1 are looked up in it). Default:
+    /// unhandleable.
+    fn load_ldtr(
+        &mut self,
+        selector: u16,
+        base: u64,
+        limit: u32,
+        access_rights: u32,
+    ) -> Result<(), OpError> {
+        let _ = (selector, base, limit, access_rights);
+        Err(OpError::Unhandleable)
+    }
+
     /// Read guest memory at a linear address as an implicit supervisor
     /// access (descriptor tables; SDM Vol. 3 §4.6.1), whatever the CPL.
     /// Default: [`EmulatorOps::read`].
@@ -298,7 +328,11 @@ pub trait EmulatorOps {
     /// Read control register `n`.
     fn read_cr(&mut self, n: u8) -> Result<u64, OpError>;
 
-    /// Write control register `n`.
+    /// Write control register `n`. A task switch writes CR0 with TS set
+    /// and, from a 32-bit TSS with paging on, CR3 (SDM Vol. 3 §7.3); the
+    /// new CR3 translates every later access (the new task's descriptor
+    /// tables and stack), and a fault (e.g. #GP(0) for reserved bits in
+    /// PAE PDPTEs) is reported in the new task.
     fn write_cr(&mut self, n: u8, value: u64) -> Result<(), OpError>;
 
     /// Read debug register `n`.

@@ -9,7 +9,7 @@ use kvm_kstat::debug::KvmDebugVcpu;
 use kvm_kstat::ringbuf::Tag;
 use kvm_kstat::sdt;
 use kvm_mmu::walker::{
-    self, Access as WalkAccess, AccessKind, PagingContext, Privilege, WalkError,
+    self, Access as WalkAccess, AccessKind, PagingContext, PagingMode, Privilege, WalkError,
 };
 use kvm_vmx::vcpu::MmioExit;
 use kvm_vmx::vmcs::Vmcs;
@@ -105,6 +105,12 @@ pub struct Ops<'a, S: Services> {
     /// A task register LTR loaded (selector, base, limit, access rights):
     /// written to the VMCS when the instruction commits.
     pub tr_load: Option<(u16, u64, u32, u32)>,
+    /// The LDTR a task switch loaded: written to the VMCS when it
+    /// commits.
+    pub ldtr_load: Option<SegmentCache>,
+    /// CR0 and CR3 as written (CLTS, a task switch): applied when the
+    /// instruction or switch commits ([`CrWrites`]).
+    pub cr_writes: CrWrites,
     /// The segment registers the instruction loaded: written to the VMCS
     /// when it commits ([`SegLoads::commit`]).
     pub seg_loads: &'a mut SegLoads,
@@ -112,6 +118,20 @@ pub struct Ops<'a, S: Services> {
     pub ring: Option<RingStamp<'a>>,
     /// The guest's IA32_EFER.
     pub efer: u64,
+}
+
+/// CR0.TS.
+const CR0_TS: u64 = 1 << 3;
+
+/// The control registers an emulation wrote, applied with the rest of its
+/// state (`kvm_set_cr0`, `kvm_set_cr3`). CR0 may change only in TS (CLTS,
+/// the TS a task switch sets); CR3 comes with the PAE PDPTEs it loaded
+/// when the guest uses PAE paging (SDM vol. 3 §4.4.1: the CPU loads them
+/// with CR3; `load_pdptrs`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CrWrites {
+    pub cr0: Option<u64>,
+    pub cr3: Option<(u64, Option<[u64; 4]>)>,
 }
 
 fn seg_fields(seg: Seg) -> (u32, u32) {
@@ -429,6 +449,36 @@ impl<S: Services> EmulatorOps for Ops<'_, S> {
         Ok(())
     }
 
+    fn tr(&mut self) -> Result<SegmentCache, OpError> {
+        use guest::*;
+        Ok(match self.tr_load {
+            Some((selector, base, limit, access_rights)) => SegmentCache {
+                selector,
+                base,
+                limit,
+                access_rights,
+            },
+            None => read_cache(self.v, [TR_SELECTOR, TR_BASE, TR_LIMIT, TR_ACCESS_RIGHTS]),
+        })
+    }
+
+    /// Queued until the task switch commits.
+    fn load_ldtr(
+        &mut self,
+        selector: u16,
+        base: u64,
+        limit: u32,
+        access_rights: u32,
+    ) -> Result<(), OpError> {
+        self.ldtr_load = Some(SegmentCache {
+            selector,
+            base,
+            limit,
+            access_rights,
+        });
+        Ok(())
+    }
+
     fn get_segment(&mut self, seg: Seg) -> Result<SegmentCache, OpError> {
         match self.seg_loads.get(seg) {
             Some(c) => Ok(c),
@@ -436,18 +486,26 @@ impl<S: Services> EmulatorOps for Ops<'_, S> {
         }
     }
 
-    /// Queued until the instruction commits (`SegLoads::commit`).
+    /// Queued until the instruction commits (`SegLoads::commit`). A new
+    /// SS is the new CPL (SS.DPL) for the accesses that follow (a task
+    /// switch's push of an error code on the new task's stack).
     fn set_segment(&mut self, seg: Seg, cache: SegmentCache) -> Result<(), OpError> {
         self.seg_loads.set(seg, cache);
+        if seg == Seg::Ss {
+            self.cpl = cache.dpl();
+        }
         Ok(())
     }
 
     fn ldtr(&mut self) -> Result<SegmentCache, OpError> {
         use guest::*;
-        Ok(read_cache(
-            self.v,
-            [LDTR_SELECTOR, LDTR_BASE, LDTR_LIMIT, LDTR_ACCESS_RIGHTS],
-        ))
+        Ok(match self.ldtr_load {
+            Some(c) => c,
+            None => read_cache(
+                self.v,
+                [LDTR_SELECTOR, LDTR_BASE, LDTR_LIMIT, LDTR_ACCESS_RIGHTS],
+            ),
+        })
     }
 
     fn read_system(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), OpError> {
@@ -616,8 +674,41 @@ impl<S: Services> EmulatorOps for Ops<'_, S> {
             .ok_or(OpError::Fault(Exception::InvalidOpcode))
     }
 
-    fn write_cr(&mut self, _n: u8, _value: u64) -> Result<(), OpError> {
-        Err(OpError::Unhandleable)
+    /// CR0 changing only TS, and CR3; the rest is left to the CR-access
+    /// exit handlers. A new CR3 translates the accesses that follow (a
+    /// task switch reads the new task's descriptor tables through it);
+    /// with PAE paging its PDPTEs are loaded now, #GP(0) for reserved
+    /// bits (as MOV to CR3).
+    fn write_cr(&mut self, n: u8, value: u64) -> Result<(), OpError> {
+        match n {
+            0 => {
+                let cur = self.cr.first().copied().unwrap_or(0);
+                if (cur ^ value) & !CR0_TS != 0 {
+                    return Err(OpError::Unhandleable);
+                }
+                self.cr_writes.cr0 = Some(value);
+            }
+            3 => {
+                let pdptes = match self.paging.mode {
+                    PagingMode::Pae { .. } => {
+                        let mut mmu = self.shared.mmu().lock();
+                        let maxphyaddr = self.paging.features.maxphyaddr;
+                        let p = walker::load_pae_pdptes(&mut *mmu, value, maxphyaddr)
+                            .map_err(|_| OpError::Fault(Exception::GeneralProtection(0)))?;
+                        self.paging.mode = PagingMode::Pae { pdptes: p };
+                        Some(p)
+                    }
+                    _ => None,
+                };
+                self.paging.cr3 = value;
+                self.cr_writes.cr3 = Some((value, pdptes));
+            }
+            _ => return Err(OpError::Unhandleable),
+        }
+        if let Some(c) = self.cr.get_mut(usize::from(n)) {
+            *c = value;
+        }
+        Ok(())
     }
 
     fn read_dr(&mut self, _n: u8) -> Result<u64, OpError> {

@@ -13,8 +13,9 @@ use kvm_vmx::entry::{EntryResult, GuestEntry};
 use kvm_vmx::env::Probe;
 use kvm_vmx::env::{
     ControlRegister, Emulation, EmulationReason, ExitEnv, Fault, InterruptSource, ProbeSink,
+    TaskSwitchOutcome, TaskSwitchRequest,
 };
-use kvm_vmx::qualification::{IoDirection, TaskSwitchSource};
+use kvm_vmx::qualification::IoDirection;
 use kvm_vmx::run::{Request, RunEnv, SmtAcquire, flush_tlb};
 use kvm_vmx::setup::{CR0_PE, CR0_PG, CR4_PAE, construct_eptp, load_host_cpu_state};
 use kvm_vmx::vcpu::{MmioExit, MpState, VmxVcpu};
@@ -27,7 +28,7 @@ use super::super::kvmclock;
 use super::super::services::Services;
 use super::super::vcpu::VcpuCore;
 use super::super::vm::VmShared;
-use super::emul::{MmioAnswer, Ops};
+use super::emul::{CrWrites, MmioAnswer, Ops};
 use super::host::{HostPage, VmxHost};
 use super::msr::{
     MSR_KVM_SYSTEM_TIME, MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_WALL_CLOCK, MSR_KVM_WALL_CLOCK_NEW,
@@ -235,21 +236,43 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
     /// back to the guest's CR3 when it pages, the EPT identity map when it
     /// does not; then a TLB flush.
     fn reload_cr3(&mut self, vcpu: &mut VmxVcpu, v: &mut DynVmcs<'_>) {
+        let cr3 = vcpu.cr3;
+        self.load_cr3(vcpu, v, cr3, None);
+    }
+
+    /// `vmx_set_cr3(cr3)` with the PAE PDPTEs the caller loaded (a task
+    /// switch; MOV to CR3 leaves them to the CPU), then a TLB flush.
+    pub(super) fn load_cr3(
+        &mut self,
+        vcpu: &mut VmxVcpu,
+        v: &mut DynVmcs<'_>,
+        cr3: u64,
+        pdptes: Option<[u64; 4]>,
+    ) {
         let map = self.core.shared().arch().ept_identity_map_addr;
         let map = if map == 0 { IDENTITY_MAP_DEFAULT } else { map };
-        let cr3 = vcpu.cr3;
-        cr::set_cr3(vcpu, v, cr3, map, None);
+        cr::set_cr3(vcpu, v, cr3, map, pdptes);
         vcpu.requests.set(Request::TlbFlush);
+    }
+
+    /// Apply the control registers an emulation wrote (`kvm_set_cr0`: only
+    /// TS changes, which cannot fault; `kvm_set_cr3`).
+    pub(super) fn commit_crs(&mut self, vcpu: &mut VmxVcpu, v: &mut dyn Vmcs, w: &CrWrites) {
+        if let Some(cr0) = w.cr0 {
+            let _ = self.set_cr(vcpu, v, ControlRegister::Cr0, cr0);
+        }
+        if let Some((cr3, pdptes)) = w.cr3 {
+            self.load_cr3(vcpu, &mut DynVmcs(v), cr3, pdptes);
+        }
     }
 
     fn in_kernel(&self) -> bool {
         self.core.has_lapic()
     }
 
-    fn paging_context(vcpu: &VmxVcpu, v: &dyn Vmcs) -> PagingContext {
+    pub(super) fn paging_context(vcpu: &VmxVcpu, v: &dyn Vmcs) -> PagingContext {
         let cr0 = v.read(control::CR0_READ_SHADOW);
-        let owned = kvm_vmx::setup::cr4_guest_owned(vcpu.config.ept());
-        let cr4 = (v.read(guest::CR4) & owned) | (v.read(control::CR4_READ_SHADOW) & !owned);
+        let cr4 = Self::guest_cr4(vcpu, v);
         let pdptes = [
             v.read(guest::PDPTE0_FULL),
             v.read(guest::PDPTE1_FULL),
@@ -270,8 +293,9 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
         )
     }
 
-    /// `emulate_instruction`: the emulator at guest RIP.
-    fn run_emulator(&mut self, vcpu: &mut VmxVcpu, v: &mut dyn Vmcs) -> Emulation {
+    /// The emulator's view of the guest: its mode (CR0.PE, RFLAGS.VM,
+    /// EFER.LMA with CS.L, CS.D) and registers.
+    pub(super) fn guest_context(vcpu: &VmxVcpu, v: &dyn Vmcs) -> Context {
         let cr0 = v.read(control::CR0_READ_SHADOW);
         let rflags = v.read(guest::RFLAGS);
         let cs_ar = v.read(guest::CS_ACCESS_RIGHTS);
@@ -309,9 +333,47 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             rip: v.read(guest::RIP),
             rflags,
         };
-        let mut ctx = Context::new(mode, regs);
+        Context::new(mode, regs)
+    }
+
+    /// Write the emulator's registers back: the GPRs, RSP, RIP, RFLAGS.
+    pub(super) fn commit_registers(vcpu: &mut VmxVcpu, v: &mut dyn Vmcs, regs: &Registers) {
+        let g = &regs.gpr;
+        let r = &mut vcpu.regs;
+        [
+            r.rax,
+            r.rcx,
+            r.rdx,
+            r.rbx,
+            _,
+            r.rbp,
+            r.rsi,
+            r.rdi,
+            r.r8,
+            r.r9,
+            r.r10,
+            r.r11,
+            r.r12,
+            r.r13,
+            r.r14,
+            r.r15,
+        ] = *g;
+        v.write(guest::RSP, g[4]);
+        v.write(guest::RIP, regs.rip);
+        v.write(guest::RFLAGS, regs.rflags);
+    }
+
+    /// The CR4 the guest sees (guest-owned bits from GUEST_CR4).
+    pub(super) fn guest_cr4(vcpu: &VmxVcpu, v: &dyn Vmcs) -> u64 {
         let owned = kvm_vmx::setup::cr4_guest_owned(vcpu.config.ept());
-        let cr4 = (v.read(guest::CR4) & owned) | (v.read(control::CR4_READ_SHADOW) & !owned);
+        (v.read(guest::CR4) & owned) | (v.read(control::CR4_READ_SHADOW) & !owned)
+    }
+
+    /// `emulate_instruction`: the emulator at guest RIP.
+    fn run_emulator(&mut self, vcpu: &mut VmxVcpu, v: &mut dyn Vmcs) -> Emulation {
+        let cr0 = v.read(control::CR0_READ_SHADOW);
+        let mut ctx = Self::guest_context(vcpu, v);
+        let cr4 = Self::guest_cr4(vcpu, v);
         let paging = Self::paging_context(vcpu, v);
         let shared = self.core.shared().clone();
         let mut xmm = FpuXmm {
@@ -322,6 +384,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             dirty: false,
         };
         let tr_load;
+        let cr_writes;
         let mut seg_loads = super::emul::SegLoads::default();
         let (outcome, mmio) = {
             let mut ops = Ops {
@@ -331,7 +394,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 v: &*v,
                 paging,
                 cpl: ((v.read(guest::SS_ACCESS_RIGHTS) >> 5) & 3) as u8,
-                cr: [cr0, 0, vcpu.cr3, 0, cr4],
+                cr: [cr0, 0, vcpu.regs.cr2, vcpu.cr3, cr4],
                 mmio: None,
                 answers: self.st.mmio_answers,
                 pio_page: &mut *self.pio,
@@ -341,6 +404,8 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 xmm: Some(&mut xmm),
                 mmio_more: None,
                 tr_load: None,
+                ldtr_load: None,
+                cr_writes: CrWrites::default(),
                 seg_loads: &mut seg_loads,
                 ring: Some(super::emul::RingStamp {
                     debug: &self.core.debug,
@@ -350,9 +415,6 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
                 }),
                 efer: vcpu.efer,
             };
-            if let Some(c) = ops.cr.get_mut(2) {
-                *c = vcpu.regs.cr2;
-            }
             let o = kvm_x86_emulate::emulate(&mut ctx, &mut ops);
             let pio = match (ops.pio_out, ops.pio_in_needed) {
                 (Some((port, size, count)), _) => Some(StringPio {
@@ -373,6 +435,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             self.st.string_pio = pio;
             self.st.mmio_write_more = ops.mmio_more;
             tr_load = ops.tr_load;
+            cr_writes = ops.cr_writes;
             (o, ops.mmio)
         };
         xmm.finish();
@@ -396,27 +459,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             is_write: true,
         });
         let commit = |vcpu: &mut VmxVcpu, v: &mut dyn Vmcs, ctx: &Context| {
-            let g = &ctx.regs.gpr;
-            let r = &mut vcpu.regs;
-            [
-                r.rax,
-                r.rcx,
-                r.rdx,
-                r.rbx,
-                _,
-                r.rbp,
-                r.rsi,
-                r.rdi,
-                r.r8,
-                r.r9,
-                r.r10,
-                r.r11,
-                r.r12,
-                r.r13,
-                r.r14,
-                r.r15,
-            ] = *g;
-            v.write(guest::RSP, g[4]);
+            Self::commit_registers(vcpu, v, &ctx.regs);
             if let Some((sel, base, limit, ar)) = tr_load {
                 // LTR: the task register the emulator checked and loaded.
                 v.write(guest::TR_SELECTOR, u64::from(sel));
@@ -426,8 +469,6 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             }
             // MOV/POP Sreg, LDS ..., far JMP/CALL/RET, IRET.
             seg_loads.commit(v);
-            v.write(guest::RIP, ctx.regs.rip);
-            v.write(guest::RFLAGS, ctx.regs.rflags);
             let shadow = match ctx.shadow {
                 InterruptShadow::None => 0,
                 InterruptShadow::MovSs => 2,
@@ -439,6 +480,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
         match outcome {
             Ok(Outcome::Done) => {
                 commit(vcpu, v, &ctx);
+                self.commit_crs(vcpu, v, &cr_writes);
                 match mmio {
                     _ if self.st.string_pio.is_some() => pio_exit,
                     Some(m) => Emulation::Mmio(m),
@@ -447,6 +489,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
             }
             Ok(Outcome::Halt) => {
                 commit(vcpu, v, &ctx);
+                self.commit_crs(vcpu, v, &cr_writes);
                 if self.in_kernel() {
                     vcpu.mp_state = MpState::Halted;
                 }
@@ -484,7 +527,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
     /// `kvm_report_emulation_failure`: what failed, the guest RIP and the
     /// instruction bytes go to the VCPU's event ring (`::kvm_ringbuf_entry`)
     /// before the exit reports the failure.
-    fn emulation_failed(
+    pub(super) fn emulation_failed(
         &mut self,
         vcpu: &VmxVcpu,
         v: &dyn Vmcs,
@@ -603,7 +646,7 @@ fn bump(c: &kvm_kstat::named::KstatNamed) {
 
 /// Queue the emulator's exception (`kvm_queue_exception[_e]`,
 /// `kvm_inject_page_fault`).
-fn queue_exception(vcpu: &mut VmxVcpu, e: Exception) {
+pub(super) fn queue_exception(vcpu: &mut VmxVcpu, e: Exception) {
     let (vector, ec) = match e {
         Exception::DivideError => (0, None),
         Exception::Debug => (1, None),
@@ -611,6 +654,7 @@ fn queue_exception(vcpu: &mut VmxVcpu, e: Exception) {
         Exception::InvalidOpcode => (6, None),
         Exception::DeviceNotAvailable => (7, None),
         Exception::FloatingPoint => (16, None),
+        Exception::InvalidTss(ec) => (10, Some(u32::from(ec))),
         Exception::SegmentNotPresent(ec) => (11, Some(u32::from(ec))),
         Exception::StackFault(ec) => (12, Some(u32::from(ec))),
         Exception::GeneralProtection(ec) => (13, Some(u32::from(ec))),
@@ -971,12 +1015,11 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
 
     fn task_switch(
         &mut self,
-        _vcpu: &mut VmxVcpu,
-        _v: &mut dyn Vmcs,
-        _selector: u16,
-        _source: TaskSwitchSource,
-    ) -> bool {
-        false
+        vcpu: &mut VmxVcpu,
+        v: &mut dyn Vmcs,
+        request: TaskSwitchRequest,
+    ) -> TaskSwitchOutcome {
+        self.run_task_switch(vcpu, v, request)
     }
 
     fn irqchip_in_kernel(&self) -> bool {

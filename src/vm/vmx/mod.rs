@@ -10,6 +10,7 @@
 //! | [`emul`] | `EmulatorOps` over the MMU walker and the MMIO devices |
 //! | [`msr`] | `kvm_get/set_msr_common` |
 //! | [`regs`] | GET/SET_REGS, SREGS, FPU conversions |
+//! | [`task_switch`] | `kvm_task_switch`: the emulator's task switch, committed |
 //!
 //! The driver picks it with `VmBackend::with_vmx(services, RealVmx::new(host))`.
 
@@ -18,6 +19,7 @@ pub mod env;
 pub mod host;
 pub mod msr;
 pub mod regs;
+pub mod task_switch;
 
 use alloc::boxed::Box;
 use alloc::sync::Arc;

@@ -33,8 +33,8 @@ pub(crate) struct FakeEnv {
     pub(crate) page_fault: Option<Emulation>,
     pub(crate) faults: Vec<(u64, u32)>,
     pub(crate) invlpg: Vec<u64>,
-    pub(crate) task_switches: Vec<(u16, TaskSwitchSource)>,
-    pub(crate) task_switch_ok: bool,
+    pub(crate) task_switches: Vec<TaskSwitchRequest>,
+    pub(crate) task_switch_outcome: TaskSwitchOutcome,
     pub(crate) irqchip: bool,
     pub(crate) hyperv: bool,
     pub(crate) host_wants_cpu: bool,
@@ -141,11 +141,10 @@ impl ExitEnv for FakeEnv {
         &mut self,
         _: &mut VmxVcpu,
         _: &mut dyn Vmcs,
-        selector: u16,
-        source: TaskSwitchSource,
-    ) -> bool {
-        self.task_switches.push((selector, source));
-        self.task_switch_ok
+        request: TaskSwitchRequest,
+    ) -> TaskSwitchOutcome {
+        self.task_switches.push(request);
+        self.task_switch_outcome
     }
     fn irqchip_in_kernel(&self) -> bool {
         self.irqchip
@@ -206,7 +205,7 @@ pub(crate) fn parts(reason: ExitReason, len: u64, qual: u64) -> (VmxVcpu, FakeVm
         v,
         FakeEnv {
             pio_page: vec![0; 4096],
-            task_switch_ok: true,
+            task_switch_outcome: TaskSwitchOutcome::Switched,
             irqchip: true,
             ..FakeEnv::default()
         },
@@ -832,18 +831,35 @@ fn tpr_below_threshold_resumes() {
     assert_eq!(t.rip(), RIP);
 }
 
+/// A switch request as the handler builds it.
+fn ts_request(selector: u16, source: TaskSwitchSource) -> TaskSwitchRequest {
+    TaskSwitchRequest {
+        selector,
+        source,
+        error_code: None,
+        external: false,
+    }
+}
+
 #[test]
 fn task_switch_through_a_gate_drops_the_reinjection() {
-    // JMP to a TSS: instruction-caused, RIP advanced.
+    // JMP to a TSS: instruction-caused, RIP advanced; DR7's L0-L3 and LE
+    // cleared (SDM vol. 3 §18.2.4), G0-G3 kept.
     let mut t = exit(ExitReason::TaskSwitch, 5, 0x8000_0030);
-    t.v.write(guest::DR7, 0x455);
+    t.v.write(guest::DR7, 0x5ff);
     assert_eq!(t.run(), ExitOutcome::Resume);
-    assert_eq!(t.env.task_switches, vec![(0x30, TaskSwitchSource::Jmp)]);
+    assert_eq!(
+        t.env.task_switches,
+        vec![ts_request(0x30, TaskSwitchSource::Jmp)]
+    );
     assert_eq!(t.rip(), RIP + 5);
-    assert_eq!(t.v.get(guest::DR7), Some(0x400));
-    // #DF through a task gate: not re-injected, RIP not moved.
+    assert_eq!(t.v.get(guest::DR7), Some(0x4aa));
+    // #DF through a task gate: not re-injected, RIP not moved, its error
+    // code (IDT-vectoring error code) goes to the new task's stack; the
+    // event is external.
     let mut t = exit(ExitReason::TaskSwitch, 0, 0xc000_0040);
     t.vcpu.idt_vectoring_info = 0x8000_0b08;
+    t.v.set_exit_info(ro::IDT_VECTORING_ERR_CODE, 0);
     t.vcpu.events.exception = Some(PendingException {
         vector: 8,
         error_code: Some(0),
@@ -851,11 +867,77 @@ fn task_switch_through_a_gate_drops_the_reinjection() {
     t.run();
     assert_eq!(t.exception(), None);
     assert_eq!(t.rip(), RIP);
+    assert_eq!(
+        t.env.task_switches,
+        vec![TaskSwitchRequest {
+            error_code: Some(0),
+            external: true,
+            ..ts_request(0x40, TaskSwitchSource::Gate)
+        }]
+    );
+    // #PF (error code 2) through the gate.
+    let mut t = exit(ExitReason::TaskSwitch, 0, 0xc000_0040);
+    t.vcpu.idt_vectoring_info = 0x8000_0b0e;
+    t.v.set_exit_info(ro::IDT_VECTORING_ERR_CODE, 2);
+    t.run();
+    assert_eq!(t.env.task_switches[0].error_code, Some(2));
+    // INT 3 through the gate: a software exception, no error code, not
+    // external, RIP past the instruction.
+    let mut t = exit(ExitReason::TaskSwitch, 1, 0xc000_0040);
+    t.vcpu.idt_vectoring_info = 0x8000_0603;
+    t.run();
+    assert_eq!(
+        t.env.task_switches,
+        vec![ts_request(0x40, TaskSwitchSource::Gate)]
+    );
+    assert_eq!(t.rip(), RIP + 1);
     // The switch fails: internal error.
     let mut t = exit(ExitReason::TaskSwitch, 5, 0x8000_0030);
-    t.env.task_switch_ok = false;
+    t.env.task_switch_outcome = TaskSwitchOutcome::Failed;
     assert_eq!(t.run(), ExitOutcome::Userspace);
     assert!(matches!(t.vcpu.exit, Some(UserExit::InternalError { .. })));
+    // A fault before the switch: the old task keeps DR7, RIP and its STI
+    // shadow (the JMP faulted).
+    let mut t = exit(ExitReason::TaskSwitch, 5, 0x8000_0030);
+    t.v.write(guest::DR7, 0x455);
+    t.v.write(
+        guest::INTERRUPTIBILITY_STATE,
+        u64::from(interruptibility::STI),
+    );
+    t.env.task_switch_outcome = TaskSwitchOutcome::Faulted;
+    assert_eq!(t.run(), ExitOutcome::Resume);
+    assert_eq!(t.v.get(guest::DR7), Some(0x455));
+    assert_eq!(t.rip(), RIP);
+    assert_eq!(
+        t.v.get(guest::INTERRUPTIBILITY_STATE),
+        Some(u64::from(interruptibility::STI))
+    );
+}
+
+#[test]
+fn task_switch_nmi_blocking() {
+    // An NMI through a task gate blocks NMIs (virtual NMIs) ...
+    let mut t = exit(ExitReason::TaskSwitch, 0, 0xc000_0040);
+    t.vcpu.idt_vectoring_info = 0x8000_0202;
+    t.vcpu.events.nmi_injected = true;
+    t.run();
+    assert!(!t.vcpu.events.nmi_injected);
+    assert_eq!(
+        t.v.get(guest::INTERRUPTIBILITY_STATE).unwrap_or(0) & u64::from(interruptibility::NMI),
+        u64::from(interruptibility::NMI)
+    );
+    assert!(t.env.task_switches[0].external);
+    // ... and the IRET that switches back ends the blocking.
+    let mut t = exit(ExitReason::TaskSwitch, 1, 0x4000_0020);
+    t.v.write(
+        guest::INTERRUPTIBILITY_STATE,
+        u64::from(interruptibility::NMI),
+    );
+    t.run();
+    assert_eq!(
+        t.v.get(guest::INTERRUPTIBILITY_STATE).unwrap_or(0) & u64::from(interruptibility::NMI),
+        0
+    );
 }
 
 #[test]

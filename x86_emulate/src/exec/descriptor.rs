@@ -2,7 +2,7 @@
 //! descriptor (SDM Vol. 3 §3.4.5, Figure 3-8), finding a selector's
 //! descriptor in the GDT or LDT with the table-limit check (§3.4.2, §5.3:
 //! #GP(selector) beyond the limit) and the implicit supervisor accesses to
-//! the tables (§4.6.1). Shared by LTR and the segment loads.
+//! the tables (§4.6.1). Shared by LTR, the segment loads and task switches.
 //!
 //! Ports the table lookup of kvm_x86.c:`get_segment_descriptor_dtable` /
 //! `load_guest_segment_descriptor` (Linux emulate.c
@@ -157,7 +157,12 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
     /// Write the access byte (byte 5) of the descriptor at `e` with `set`
     /// ORed in: the accessed bit of a segment, the busy bit of a TSS.
     pub(crate) fn set_access_bits(&mut self, e: &TableEntry, set: u8, long: bool) -> R<()> {
-        let access = ((e.raw >> 40) as u8) | set;
+        self.write_access_byte(e, ((e.raw >> 40) as u8) | set, long)
+    }
+
+    /// Write `access` as the access byte (byte 5: P, DPL, S, type) of the
+    /// descriptor at `e`: a task switch clears and sets TSS busy bits.
+    pub(crate) fn write_access_byte(&mut self, e: &TableEntry, access: u8, long: bool) -> R<()> {
         let la = e.addr.wrapping_add(5);
         let la = if long { la } else { la & 0xffff_ffff };
         self.ops.write_system(la, &[access])?;

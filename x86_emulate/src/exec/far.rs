@@ -82,8 +82,10 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
         self.go_far(t)
     }
 
-    /// CALL/JMP m16:16/32/64 (FF /3, FF /5): offset, then the selector.
-    pub(super) fn far_mem(&mut self, call: bool) -> R<()> {
+    /// The far pointer m16:16/32/64 of the memory operand: the offset
+    /// (operand size), then the selector after it. Returns (selector,
+    /// offset).
+    pub(super) fn read_far_ptr(&mut self) -> R<(u16, u64)> {
         let size = self.osz();
         let m = self.insn.mem.ok_or(Stop::Form)?;
         let ea = self.effective_address(&m);
@@ -93,6 +95,12 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             .addr_size
             .trunc(ea.wrapping_add(size.bytes() as u64));
         let sel = self.read_seg(m.seg, sel_off, Size::S16)? as u16;
+        Ok((sel, off))
+    }
+
+    /// CALL/JMP m16:16/32/64 (FF /3, FF /5): offset, then the selector.
+    pub(super) fn far_mem(&mut self, call: bool) -> R<()> {
+        let (sel, off) = self.read_far_ptr()?;
         if call {
             self.far_call(sel, off)
         } else {

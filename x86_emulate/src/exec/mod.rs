@@ -24,6 +24,8 @@ mod string;
 mod sys_call;
 mod system;
 mod task;
+mod task_switch;
+mod tss;
 
 use crate::decode::table::{Attr, Op};
 use crate::decode::{self, DecodeError, Insn, MAX_LEN, MemRef, Operand, RegRef};
@@ -31,6 +33,7 @@ use crate::flags::Rflags;
 use crate::mode::{Mode, Size};
 use crate::ops::{EmulatorOps, Exception, OpError, Seg, SegmentLimits};
 use crate::regs::{Gpr, Registers};
+pub use task_switch::{TaskSwitch, TaskSwitchOutcome, TaskSwitchReason, task_switch};
 
 /// The interrupt shadow an instruction leaves behind (port of
 /// `toggle_interruptibility`): MOV SS / POP SS and STI block interrupts for

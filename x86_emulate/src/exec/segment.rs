@@ -5,7 +5,9 @@
 //! Linux emulate.c `__load_segment_descriptor` (the transfer kind, the
 //! 64-bit null SS, L and D both set, the accessed bit only when clear),
 //! following the SDM Vol. 2 pseudo-code of "MOV", "POP", "LDS/LES/LFS/LGS/LSS",
-//! "JMP", "CALL", "RET" and "IRET" and Vol. 3 §5.5-§5.8 (privilege checks).
+//! "JMP", "CALL", "RET" and "IRET" and Vol. 3 §5.5-§5.8 (privilege checks),
+//! and the segment loads of a task switch (Vol. 3 §7.3 step 13, Table 7-1:
+//! #TS instead of #GP, CS checked against its own RPL, which is the new CPL).
 //! Real-address mode loads base = selector << 4 and keeps limit and
 //! attributes ("unreal" limits survive, as Linux's emulator keeps them);
 //! virtual-8086 mode loads a 64 KiB DPL 3 read/write data segment (Vol. 3
@@ -17,7 +19,7 @@
 use super::descriptor::TableEntry;
 use super::{Exec, GP0, R, Stop, fault};
 use crate::mode::Mode;
-use crate::ops::{EmulatorOps, Exception, Seg, SegmentCache};
+use crate::ops::{EmulatorOps, Exception, OpError, Seg, SegmentCache};
 
 /// Why a segment register is loaded (Linux's `enum x86_transfer_type`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +30,11 @@ pub(crate) enum Transfer {
     CallJmp,
     /// Far RET or IRET: CS, to the same or an outer privilege level.
     Ret,
+    /// A task switch loads the new task's segments (`cpl` is the new
+    /// CPL, CS.RPL): invalid selectors and descriptors are #TS(selector)
+    /// (SDM Vol. 3 Table 7-1); a non-conforming CS needs DPL = RPL, a
+    /// conforming one DPL <= RPL (Linux's `X86_TRANSFER_TASK_SWITCH`).
+    TaskSwitch,
 }
 
 /// Type bit 3: a code segment (S = 1).
@@ -51,8 +58,9 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
     /// Faults: #GP(0) for a null selector where none may be; #GP(selector)
     /// for a descriptor beyond its table, of the wrong type or privilege;
     /// #SS(selector) for an SS and #NP(selector) for the others when not
-    /// present. Call gates, task gates and TSSs as far JMP/CALL targets
-    /// (task switches) are unhandleable.
+    /// present; #TS instead of #GP for [`Transfer::TaskSwitch`]. Call
+    /// gates, task gates and TSSs as far JMP/CALL targets (task switches)
+    /// are unhandleable.
     pub(crate) fn segment_for(
         &mut self,
         seg: Seg,
@@ -89,9 +97,18 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
         }
         let rpl = selector & 3;
         let cpl = cpl & 3;
+        let task_switch = transfer == Transfer::TaskSwitch;
+        // #GP(code) for the instructions, #TS(code) in a task switch.
+        let invalid = |code: u16| {
+            if task_switch {
+                Exception::InvalidTss(code)
+            } else {
+                Exception::GeneralProtection(code)
+            }
+        };
         if selector & !3 == 0 {
             return match seg {
-                Seg::Cs => fault(GP0),
+                Seg::Cs => fault(invalid(0)),
                 // SDM "MOV", 64-bit mode exceptions: a null SS only below
                 // CPL 3 and with RPL = CPL. It keeps the CPL in its DPL
                 // (Linux fakes a flat data segment for the same reason).
@@ -101,7 +118,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
                     limit: 0xffff_ffff,
                     access_rights: SegmentCache::UNUSABLE | FLAT_DATA | (u32::from(cpl) << 5),
                 }),
-                Seg::Ss => fault(GP0),
+                Seg::Ss => fault(invalid(0)),
                 _ => Ok(SegmentCache {
                     selector,
                     base: 0,
@@ -110,9 +127,15 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
                 }),
             };
         }
-        let entry = self.table_entry(selector, false)?;
         let err = selector & 0xfffc;
-        let gp = Exception::GeneralProtection(err);
+        let gp = invalid(err);
+        let entry = match self.table_entry(selector, false) {
+            // Beyond the table's limit: #TS in a task switch.
+            Err(Stop::Op(OpError::Fault(Exception::GeneralProtection(e)))) if e == err => {
+                return fault(gp);
+            }
+            r => r?,
+        };
         let d = entry.desc;
         if d.system() {
             // A call gate (4, 12), task gate (5) or TSS (1, 3, 9, 11) as a
@@ -142,6 +165,15 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
             (Seg::Cs, Transfer::Ret) => {
                 typ & CODE != 0
                     && rpl >= cpl
+                    && if typ & CONFORMING != 0 {
+                        dpl <= rpl
+                    } else {
+                        dpl == rpl
+                    }
+            }
+            // The new CPL is CS.RPL.
+            (Seg::Cs, Transfer::TaskSwitch) => {
+                typ & CODE != 0
                     && if typ & CONFORMING != 0 {
                         dpl <= rpl
                     } else {

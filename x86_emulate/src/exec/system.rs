@@ -143,15 +143,7 @@ impl<O: EmulatorOps + ?Sized> Exec<'_, O> {
     /// segment register is checked and loaded before the register is
     /// written.
     pub(super) fn load_far_ptr(&mut self, seg: Seg) -> R<()> {
-        let size = self.osz();
-        let m = self.insn.mem.ok_or(Stop::Form)?;
-        let ea = self.effective_address(&m);
-        let off = self.read_seg(m.seg, ea, size)?;
-        let sel_off = self
-            .insn
-            .addr_size
-            .trunc(ea.wrapping_add(size.bytes() as u64));
-        let sel = self.read_seg(m.seg, sel_off, Size::S16)? as u16;
+        let (sel, off) = self.read_far_ptr()?;
         self.load_sreg(seg, sel)?;
         self.write_op(self.insn.dst, off)
     }

@@ -61,6 +61,14 @@ pub struct Mock {
     pub gdtr: Option<(u64, u16)>,
     /// Every `load_tr`: (selector, base, limit, access rights).
     pub tr_loads: Vec<(u16, u64, u32, u32)>,
+    /// TR (`tr`; `load_tr` replaces it); `None` answers `tr` with
+    /// `Unhandleable`.
+    pub tr: Option<SegmentCache>,
+    /// Every `load_ldtr`: (selector, base, limit, access rights); it also
+    /// replaces `ldtr`.
+    pub ldtr_loads: Vec<(u16, u64, u32, u32)>,
+    /// Every `write_cr`: (register, value).
+    pub cr_writes: Vec<(u8, u64)>,
 }
 
 pub fn seg_index(s: Seg) -> usize {
@@ -281,6 +289,7 @@ impl EmulatorOps for Mock {
     }
 
     fn write_cr(&mut self, n: u8, value: u64) -> Result<(), OpError> {
+        self.cr_writes.push((n, value));
         *self
             .crs
             .get_mut(usize::from(n))
@@ -321,6 +330,33 @@ impl EmulatorOps for Mock {
         access_rights: u32,
     ) -> Result<(), OpError> {
         self.tr_loads.push((selector, base, limit, access_rights));
+        self.tr = Some(SegmentCache {
+            selector,
+            base,
+            limit,
+            access_rights,
+        });
+        Ok(())
+    }
+
+    fn tr(&mut self) -> Result<SegmentCache, OpError> {
+        self.tr.ok_or(OpError::Unhandleable)
+    }
+
+    fn load_ldtr(
+        &mut self,
+        selector: u16,
+        base: u64,
+        limit: u32,
+        access_rights: u32,
+    ) -> Result<(), OpError> {
+        self.ldtr_loads.push((selector, base, limit, access_rights));
+        self.ldtr = Some(SegmentCache {
+            selector,
+            base,
+            limit,
+            access_rights,
+        });
         Ok(())
     }
 
