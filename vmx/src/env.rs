@@ -300,6 +300,10 @@ pub trait ExitEnv: InterruptSource + ProbeSink {
     fn host_tsc(&self) -> u64 {
         0
     }
+    /// The guest spins in a PAUSE loop (`kvm_vcpu_on_spin`): a host that
+    /// shares its CPU between VCPUs may let another one run. Default:
+    /// nothing (the C's `kvm_vcpu_on_spin` was unported).
+    fn on_spin(&mut self) {}
     /// This CPU's TSC tick delta (`tsc_gethrtime_tick_delta`): what makes
     /// [`Self::host_tsc`] CPU-neutral. 0 where the TSCs agree.
     fn tsc_tick_delta(&self) -> u64 {

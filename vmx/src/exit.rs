@@ -305,8 +305,15 @@ pub fn handle_exit<V: Vmcs, E: ExitEnv>(vcpu: &mut VmxVcpu, v: &mut V, env: &mut
                 EmulationReason::ApicAccess { offset: a.offset },
             )
         }
-        ExitReason::Wbinvd | ExitReason::PauseInstruction => {
+        ExitReason::Wbinvd => {
             skip_instruction(v);
+            ExitOutcome::Resume
+        }
+        ExitReason::PauseInstruction => {
+            // `handle_pause`: a PAUSE loop ran long (PAUSE-loop exiting):
+            // `kvm_vcpu_on_spin`, which the C left unported.
+            skip_instruction(v);
+            env.on_spin();
             ExitOutcome::Resume
         }
         ExitReason::TaskSwitch => handle_task_switch(vcpu, v, env),

@@ -1051,6 +1051,10 @@ impl<S: Services, H: VmxHost> ExitEnv for RunCtx<'_, S, H> {
     fn tsc_tick_delta(&self) -> u64 {
         self.host.host_cpu_state().tsc_tick_delta
     }
+
+    fn on_spin(&mut self) {
+        self.host.vcpu_on_spin();
+    }
 }
 
 impl<S: Services, H: VmxHost> GuestEntry for RunCtx<'_, S, H> {

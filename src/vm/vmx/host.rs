@@ -260,6 +260,10 @@ pub trait VmxHost: Send + Sync + 'static {
     fn now_ns(&self) -> u64;
     /// The host TSC (`rdtsc`).
     fn host_tsc(&self) -> u64;
+    /// A VCPU spins in a PAUSE loop (`kvm_vcpu_on_spin`). Default: nothing,
+    /// as the C (unported there); the Bochs host, whose VCPUs share one
+    /// CPU, ends the slice so the VCPU being waited for runs.
+    fn vcpu_on_spin(&self) {}
     /// Load the guest's breakpoint addresses into DR0–DR3
     /// (`set_debugreg`), interrupts off, right before VM entry; the VMCS
     /// loads DR7. The host's are not restored (as the C: the VM exit

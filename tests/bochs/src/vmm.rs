@@ -775,6 +775,10 @@ pub fn interrupts_close() {
 /// The slice of a VCPU that runs because another one kicked it.
 const KICKED_SLICE_TICKS: u64 = 4_000;
 
+/// Room for KVM_RUN's way into the guest before a kicked VCPU's slice
+/// starts (the backstop timer's margin).
+const KICKED_ENTRY_ROOM_TICKS: u64 = 100_000;
+
 /// A VCPU's time slice in TSC ticks (= instructions under Bochs): 10 ms
 /// at Bochs' 50 M "Hz".
 const SLICE_TICKS: u64 = 500_000;
@@ -804,16 +808,31 @@ fn run_loop<X: Seam>(
     // One host CPU: the VCPUs take turns, each KVM_RUN interrupted after a
     // time slice (the VMX host reports it as a pending signal).
     let mut turn = 0usize;
+    // The VCPU whose slice a kick cut short, and the TSC its slice was to
+    // end at: it goes on after the kicked VCPU's brief slice, as the
+    // sender of an IPI goes on at once on a CPU of its own (else a sender
+    // that then waits for the answer would wait a whole round of slices).
+    let mut preempted: Option<(usize, u64)> = None;
     crate::platform::vmx_host::set_yield_on_block(vcpus.len() > 1);
     let stop = loop {
         // A VCPU another one kicked (an IPI, an NMI) runs next, briefly:
         // on real CPUs it would handle the event while the sender goes on.
-        let (index, slice) = match crate::platform::vmx_host::take_kicked() {
-            Some(k) if (k as usize) < vcpus.len() => (k as usize, KICKED_SLICE_TICKS),
-            _ => {
-                turn = turn.wrapping_add(1);
-                (turn.wrapping_sub(1) % vcpus.len().max(1), SLICE_TICKS)
-            }
+        let now = crate::clock::now();
+        let (index, slice, kicked) = match crate::platform::vmx_host::take_kicked() {
+            Some(k) if (k as usize) < vcpus.len() => (k as usize, KICKED_SLICE_TICKS, true),
+            _ => match preempted.take() {
+                Some((i, end)) if end > now.saturating_add(KICKED_SLICE_TICKS) => {
+                    (i, end - now, false)
+                }
+                _ => {
+                    turn = turn.wrapping_add(1);
+                    (
+                        turn.wrapping_sub(1) % vcpus.len().max(1),
+                        SLICE_TICKS,
+                        false,
+                    )
+                }
+            },
         };
         let Some(vcpu) = vcpus.get(index) else {
             break Stop::RunError(Errno::EINVAL);
@@ -834,7 +853,12 @@ fn run_loop<X: Seam>(
         // A guest that never exits is stopped by the host's LAPIC timer
         // at the end of the slice (external-interrupt exiting); the host
         // takes that interrupt in the windows around KVM_RUN.
-        crate::platform::vmx_host::set_slice_end(crate::clock::now() + slice);
+        let slice_end = crate::clock::now() + slice;
+        if kicked {
+            crate::platform::vmx_host::set_slice_from_entry(slice);
+        } else {
+            crate::platform::vmx_host::set_slice_end(slice_end);
+        }
         let r = if crate::profile::active() {
             // The profiler's timer (every few thousand ticks) also ends a
             // spinning guest's slice; interrupts are open in the driver
@@ -846,13 +870,23 @@ fn run_loop<X: Seam>(
             crate::profile::in_run(false);
             r
         } else {
-            crate::timer::arm_after(slice);
+            // A kicked VCPU's slice starts at its VM entry (the VMX
+            // preemption timer ends it): the backstop timer leaves room
+            // for KVM_RUN's way in, or it would fire before the entry.
+            crate::timer::arm_after(if kicked {
+                slice + KICKED_ENTRY_ROOM_TICKS
+            } else {
+                slice
+            });
             interrupt_window();
             let r = d.ioctl(vcpu.fd, Ioctl::Run.cmd() as i32, 0, LP64, &mut HostUser);
             interrupt_window();
             r
         };
         crate::platform::vmx_host::set_slice_end(0);
+        if !kicked && crate::platform::vmx_host::kick_pending() {
+            preempted = Some((index, slice_end));
+        }
         match r {
             Ok(_) => {}
             Err(Errno::ENOTSUP) => {

@@ -42,6 +42,8 @@ pub(crate) struct FakeEnv {
     pub(crate) probes: Vec<Probe>,
     pub(crate) tsc: u64,
     pub(crate) host_state_loads: u32,
+    /// `on_spin` calls (PAUSE-loop exits).
+    pub(crate) spins: u32,
     pub(crate) run: crate::run::tests::RunScript,
 }
 
@@ -161,6 +163,9 @@ impl ExitEnv for FakeEnv {
     fn load_host_state(&mut self, vcpu: &mut VmxVcpu) {
         self.host_state_loads += 1;
         vcpu.host_switch.loaded = false;
+    }
+    fn on_spin(&mut self) {
+        self.spins += 1;
     }
 }
 
@@ -568,10 +573,11 @@ fn invlpg_wbinvd_pause_skip() {
     t.run();
     assert_eq!(t.env.invlpg, vec![0xffff_8000_1234_5000]);
     assert_eq!(t.rip(), RIP + 3);
-    for r in [ExitReason::Wbinvd, ExitReason::PauseInstruction] {
+    for (r, spins) in [(ExitReason::Wbinvd, 0), (ExitReason::PauseInstruction, 1)] {
         let mut t = exit(r, 2, 0);
         assert_eq!(t.run(), ExitOutcome::Resume);
         assert_eq!(t.rip(), RIP + 2);
+        assert_eq!(t.env.spins, spins, "PAUSE-loop exits tell the host");
     }
 }
 

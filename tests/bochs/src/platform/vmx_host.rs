@@ -127,13 +127,32 @@ pub fn set_yield_on_block(on: bool) {
     YIELD_ON_BLOCK.store(on, Ordering::Relaxed);
 }
 
+/// A slice that starts at the next VM entry: its length in TSC ticks
+/// (0: none pending). See [`set_slice_from_entry`].
+static SLICE_AT_ENTRY: AtomicU64 = AtomicU64::new(0);
+
 /// Makes `signal_pending` true from TSC `tsc` on (0: never).
 pub fn set_slice_end(tsc: u64) {
+    SLICE_AT_ENTRY.store(0, Ordering::Relaxed);
     SLICE_END.store(tsc, Ordering::Relaxed);
+}
+
+/// A slice of `ticks` that starts when the guest is entered, not now: a
+/// kicked VCPU's short slice must not be spent on KVM_RUN's way in
+/// (loading the VCPU, injecting the event it was kicked for).
+pub fn set_slice_from_entry(ticks: u64) {
+    SLICE_END.store(0, Ordering::Relaxed);
+    SLICE_AT_ENTRY.store(ticks.max(1), Ordering::Relaxed);
+}
+
+/// Whether a kick is waiting (the VMM runs that VCPU next).
+pub fn kick_pending() -> bool {
+    KICKED.load(Ordering::Relaxed) != 0
 }
 
 /// Ends the current slice: `signal_pending` is true from now on.
 fn end_slice_now() {
+    SLICE_AT_ENTRY.store(0, Ordering::Relaxed);
     SLICE_END.store(cpu::rdtsc().max(1), Ordering::Relaxed);
 }
 
@@ -517,6 +536,13 @@ impl VmxHost for BareVmxHost {
             }
         }
     }
+    /// A PAUSE-loop exit: with several VCPUs on this CPU, the one it
+    /// waits for can only run if this one gives the CPU back.
+    fn vcpu_on_spin(&self) {
+        if YIELD_ON_BLOCK.load(Ordering::Relaxed) {
+            end_slice_now();
+        }
+    }
     fn host_nmi(&self) {}
 
     fn fpu_alloc(&self) -> Result<Box<FxArea>, Errno> {
@@ -582,6 +608,10 @@ impl VmxHost for BareVmxHost {
     /// other VCPU holds) must still give the CPU back. (The LAPIC timer's
     /// external-interrupt exit alone did not end such a slice under Bochs.)
     fn preemption_timer(&self) -> Option<u32> {
+        let at_entry = SLICE_AT_ENTRY.swap(0, Ordering::Relaxed);
+        if at_entry != 0 {
+            SLICE_END.store(cpu::rdtsc().saturating_add(at_entry), Ordering::Relaxed);
+        }
         let end = SLICE_END.load(Ordering::Relaxed);
         if end == 0 {
             return None;
