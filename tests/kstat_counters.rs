@@ -88,34 +88,59 @@ fn vm(irqchip: bool) -> Vm {
     vm
 }
 
+/// KVM_GET_REGS, `edit`, KVM_SET_REGS.
+fn edit_regs(vm: &Vm, edit: impl FnOnce(&mut kvm_regs)) {
+    let mut r = vm.regs();
+    edit(&mut r);
+    vm.set_regs(&r);
+}
+
+/// `code` at GPA 0x1000 (where the VCPU starts) and the registers as
+/// `regs` edits them.
+fn code(vm: &Vm, code: &[u8], regs: impl FnOnce(&mut kvm_regs)) {
+    vm.p.write(RAM + 0x1000, code);
+    edit_regs(vm, regs);
+}
+
+/// Queue `exits`, KVM_RUN once (it answers `result`), and assert that
+/// exactly [`RUN`] plus `more` moved.
+#[track_caller]
+fn run_moves(
+    vm: &mut Vm,
+    exits: Vec<Exit>,
+    result: Result<i32, Errno>,
+    more: &[(&'static str, i64)],
+) {
+    vm.exits(exits);
+    let before = vm.counters();
+    assert_eq!(vm.run(), result);
+    assert_moved(&before, &vm.counters(), &run_and(more));
+}
+
 // ------------------------------------------------------------ VCPU exits
 
 #[test]
 fn halt_exits_counts_a_hlt_that_goes_to_user_space() {
     let mut vm = vm(false);
-    vm.exits(vec![Exit::new(ExitReason::Hlt, 1, 0)]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[("vcpu:exits", 1), ("vcpu:halt-exits", 1)]),
+    run_moves(
+        &mut vm,
+        vec![Exit::new(ExitReason::Hlt, 1, 0)],
+        Ok(0),
+        &[("vcpu:exits", 1), ("vcpu:halt-exits", 1)],
     );
+    assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
 }
 
 #[test]
 fn io_exits_counts_port_io() {
     let mut vm = vm(false);
-    vm.exits(vec![out_to_user()]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[("vcpu:exits", 1), ("vcpu:io-exits", 1)]),
+    run_moves(
+        &mut vm,
+        vec![out_to_user()],
+        Ok(0),
+        &[("vcpu:exits", 1), ("vcpu:io-exits", 1)],
     );
+    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
 }
 
 #[test]
@@ -123,41 +148,31 @@ fn exits_counts_every_exit_of_one_kvm_run() {
     // Three CPUID exits handled in the kernel, then the OUT to user space:
     // one KVM_RUN, four exits.
     let mut vm = vm(false);
-    vm.exits(vec![
-        Exit::new(ExitReason::Cpuid, 2, 0),
-        Exit::new(ExitReason::Cpuid, 2, 0),
-        Exit::new(ExitReason::Cpuid, 2, 0),
-        out_to_user(),
-    ]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[("vcpu:exits", 4), ("vcpu:io-exits", 1)]),
+    let cpuid = || Exit::new(ExitReason::Cpuid, 2, 0);
+    run_moves(
+        &mut vm,
+        vec![cpuid(), cpuid(), cpuid(), out_to_user()],
+        Ok(0),
+        &[("vcpu:exits", 4), ("vcpu:io-exits", 1)],
     );
 }
 
 #[test]
 fn mmio_exits_and_insn_emulation_count_an_mmio_write_for_user_space() {
     let mut vm = vm(false);
-    vm.p.write(RAM + 0x1000, &[0x89, 0x03]); // mov [ebx], eax
-    let mut r = vm.regs();
-    r.rbx = 0xd000_0000; // no memslot, no in-kernel device
-    vm.set_regs(&r);
-    vm.exits(vec![Exit::ept(0xd000_0000, 2)]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    // mov [ebx], eax; no memslot, no in-kernel device at EBX
+    code(&vm, &[0x89, 0x03], |r| r.rbx = 0xd000_0000);
+    run_moves(
+        &mut vm,
+        vec![Exit::ept(0xd000_0000, 2)],
+        Ok(0),
+        &[
             ("vcpu:exits", 1),
             ("vcpu:mmio-exits", 1),
             ("vcpu:insn-emulation", 1),
-        ]),
+        ],
     );
+    assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
 }
 
 #[test]
@@ -165,24 +180,22 @@ fn insn_emulation_alone_counts_mmio_the_kernel_completes() {
     // A write to the in-kernel IOAPIC's window (IOREGSEL): emulated, no
     // trip to user space, so no `mmio-exits`.
     let mut vm = vm(true);
-    vm.p.write(RAM + 0x1000, &[0x89, 0x03]); // mov [ebx], eax
-    let mut r = vm.regs();
-    r.rbx = 0xfec0_0000;
-    r.rax = 0x10;
-    vm.set_regs(&r);
-    vm.exits(vec![Exit::ept(0xfec0_0000, 2), out_to_user()]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    // mov [ebx], eax
+    code(&vm, &[0x89, 0x03], |r| {
+        r.rbx = 0xfec0_0000;
+        r.rax = 0x10;
+    });
+    run_moves(
+        &mut vm,
+        vec![Exit::ept(0xfec0_0000, 2), out_to_user()],
+        Ok(0),
+        &[
             ("vcpu:exits", 2),
             ("vcpu:insn-emulation", 1),
             ("vcpu:io-exits", 1),
-        ]),
+        ],
     );
+    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
 }
 
 #[test]
@@ -191,79 +204,65 @@ fn inst_emulation_fail_counts_an_instruction_the_emulator_cannot_do() {
     // (`fxsave [ebx]`, `0f ae 03`; the C emulator had no FXSAVE either):
     // `emulate_instruction` fails, KVM_EXIT_INTERNAL_ERROR.
     let mut vm = vm(false);
-    vm.p.write(RAM + 0x1000, &[0x0f, 0xae, 0x03]);
-    let mut r = vm.regs();
-    r.rbx = 0xd000_0000;
-    vm.set_regs(&r);
-    vm.exits(vec![Exit::ept(0xd000_0000, 2)]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_INTERNAL_ERROR);
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    code(&vm, &[0x0f, 0xae, 0x03], |r| r.rbx = 0xd000_0000);
+    run_moves(
+        &mut vm,
+        vec![Exit::ept(0xd000_0000, 2)],
+        Ok(0),
+        &[
             ("vcpu:exits", 1),
             ("vcpu:insn-emulation", 1),
             ("vcpu:inst-emulation-fail", 1),
-        ]),
+        ],
     );
+    assert_eq!(vm.exit_reason(), KVM_EXIT_INTERNAL_ERROR);
 }
 
 #[test]
 fn irq_exits_counts_an_external_interrupt_exit() {
     let mut vm = vm(false);
-    vm.exits(vec![
-        Exit::new(ExitReason::ExternalInterrupt, 0, 0),
-        out_to_user(),
-    ]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    run_moves(
+        &mut vm,
+        vec![
+            Exit::new(ExitReason::ExternalInterrupt, 0, 0),
+            out_to_user(),
+        ],
+        Ok(0),
+        &[
             ("vcpu:exits", 2),
             ("vcpu:irq-exits", 1),
             ("vcpu:io-exits", 1),
-        ]),
+        ],
     );
 }
 
 #[test]
 fn irq_window_exits_counts_an_interrupt_window_exit() {
     let mut vm = vm(false);
-    vm.exits(vec![
-        Exit::new(ExitReason::PendingInterrupt, 0, 0),
-        out_to_user(),
-    ]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    run_moves(
+        &mut vm,
+        vec![Exit::new(ExitReason::PendingInterrupt, 0, 0), out_to_user()],
+        Ok(0),
+        &[
             ("vcpu:exits", 2),
             ("vcpu:irq-window-exits", 1),
             ("vcpu:io-exits", 1),
-        ]),
+        ],
     );
 }
 
 #[test]
 fn nmi_window_exits_counts_an_nmi_window_exit() {
     let mut vm = vm(false);
-    vm.exits(vec![Exit::new(ExitReason::NmiWindow, 0, 0), out_to_user()]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    run_moves(
+        &mut vm,
+        vec![Exit::new(ExitReason::NmiWindow, 0, 0), out_to_user()],
+        Ok(0),
+        &[
             ("vcpu:exits", 2),
             ("vcpu:nmi-window-exits", 1),
             ("vcpu:io-exits", 1),
-        ]),
+        ],
     );
 }
 
@@ -271,36 +270,29 @@ fn nmi_window_exits_counts_an_nmi_window_exit() {
 fn hypercalls_counts_a_vmcall() {
     // KVM_HC_VAPIC_POLL_IRQ (1) from CPL 0.
     let mut vm = vm(false);
-    vm.exits(vec![
-        Exit::new(ExitReason::Vmcall, 3, 0).with(|r, _| r.rax = 1),
-        out_to_user(),
-    ]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    run_moves(
+        &mut vm,
+        vec![
+            Exit::new(ExitReason::Vmcall, 3, 0).with(|r, _| r.rax = 1),
+            out_to_user(),
+        ],
+        Ok(0),
+        &[
             ("vcpu:exits", 2),
             ("vcpu:hypercalls", 1),
             ("vcpu:io-exits", 1),
-        ]),
+        ],
     );
 }
 
 #[test]
 fn invlpg_counts_an_invlpg_exit() {
     let mut vm = vm(false);
-    vm.exits(vec![
-        Exit::new(ExitReason::Invlpg, 3, 0x40_1000),
-        out_to_user(),
-    ]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[("vcpu:exits", 2), ("vcpu:invlpg", 1), ("vcpu:io-exits", 1)]),
+    run_moves(
+        &mut vm,
+        vec![Exit::new(ExitReason::Invlpg, 3, 0x40_1000), out_to_user()],
+        Ok(0),
+        &[("vcpu:exits", 2), ("vcpu:invlpg", 1), ("vcpu:io-exits", 1)],
     );
 }
 
@@ -309,16 +301,14 @@ fn signal_exits_counts_a_kvm_run_ended_by_a_signal() {
     // A CPUID exit handled in the kernel; the signal check before the
     // entry finds none, the one after the exit finds one: EINTR.
     let mut vm = vm(false);
-    vm.exits(vec![Exit::new(ExitReason::Cpuid, 2, 0)]);
     vm.signals(&[false, true]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Err(Errno::EINTR));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_INTR);
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[("vcpu:exits", 1), ("vcpu:signal-exits", 1)]),
+    run_moves(
+        &mut vm,
+        vec![Exit::new(ExitReason::Cpuid, 2, 0)],
+        Err(Errno::EINTR),
+        &[("vcpu:exits", 1), ("vcpu:signal-exits", 1)],
     );
+    assert_eq!(vm.exit_reason(), KVM_EXIT_INTR);
 }
 
 // ------------------------------------------------------------ injections
@@ -328,41 +318,37 @@ fn irq_injections_counts_a_kvm_interrupt_injected_at_entry() {
     let mut vm = vm(false);
     vm.p.put(BUF, &kvm_interrupt { irq: 0x20 });
     assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::Interrupt, BUF, &vm.p), Ok(0));
-    vm.exits(vec![out_to_user()]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    let entries = script(&vm.d).entries.clone();
-    assert_eq!(entries[0].injected, 0x8000_0020, "external interrupt 0x20");
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    run_moves(
+        &mut vm,
+        vec![out_to_user()],
+        Ok(0),
+        &[
             ("vcpu:exits", 1),
             ("vcpu:io-exits", 1),
             ("vcpu:irq-injections", 1),
-        ]),
+        ],
     );
+    let entries = script(&vm.d).entries.clone();
+    assert_eq!(entries[0].injected, 0x8000_0020, "external interrupt 0x20");
 }
 
 #[test]
 fn nmi_injections_counts_a_kvm_nmi_injected_at_entry() {
     let mut vm = vm(false);
     assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::Nmi, 0, &vm.p), Ok(0));
-    vm.exits(vec![out_to_user()]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    let entries = script(&vm.d).entries.clone();
-    // NMI: type 2, vector 2, valid.
-    assert_eq!(entries[0].injected, 0x8000_0202);
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    run_moves(
+        &mut vm,
+        vec![out_to_user()],
+        Ok(0),
+        &[
             ("vcpu:exits", 1),
             ("vcpu:io-exits", 1),
             ("vcpu:nmi-injections", 1),
-        ]),
+        ],
     );
+    let entries = script(&vm.d).entries.clone();
+    // NMI: type 2, vector 2, valid.
+    assert_eq!(entries[0].injected, 0x8000_0202);
 }
 
 #[test]
@@ -376,29 +362,23 @@ fn halt_wakeup_counts_a_halted_vcpu_woken_in_the_kernel() {
     vm.p.write(BUF, &regs);
     assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetLapic, BUF, &vm.p), Ok(0));
     // IF clear until the HLT, so the interrupt waits for it.
-    let mut r = vm.regs();
-    r.rflags = 0x2;
-    vm.set_regs(&r);
-    vm.exits(vec![
-        Exit::new(ExitReason::Hlt, 1, 0).with(|_, v| {
-            v.set_exit_info(guest::RFLAGS, 0x202);
-        }),
-        out_to_user(),
-    ]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(script(&vm.d).blocks, vec![true], "woken by the LAPIC");
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    edit_regs(&vm, |r| r.rflags = 0x2);
+    let hlt = Exit::new(ExitReason::Hlt, 1, 0).with(|_, v| {
+        v.set_exit_info(guest::RFLAGS, 0x202);
+    });
+    run_moves(
+        &mut vm,
+        vec![hlt, out_to_user()],
+        Ok(0),
+        &[
             ("vcpu:exits", 2),
             ("vcpu:halt-exits", 1),
             ("vcpu:halt-wakeup", 1),
             ("vcpu:irq-injections", 1),
             ("vcpu:io-exits", 1),
-        ]),
+        ],
     );
+    assert_eq!(script(&vm.d).blocks, vec![true], "woken by the LAPIC");
 }
 
 // ------------------------------------------------------------ per KVM_RUN
@@ -432,14 +412,21 @@ fn fpu_and_host_state_reloads_count_once_per_kvm_run_that_enters() {
 
 // ------------------------------------------------------------ EPT
 
-#[test]
-fn pf_fixed_counts_an_ept_violation_mapped_in_the_kernel() {
-    let mut vm = vm(false);
-    vm.exits(vec![Exit::ept(0x5000, 1), out_to_user()]);
+/// Queue an EPT violation at `gpa` the kernel maps, then an OUT to user
+/// space, and KVM_RUN: the counters before the run and the EPT table
+/// pages it built.
+fn run_ept_fault(vm: &mut Vm, gpa: u64) -> (Counters, u64) {
+    vm.exits(vec![Exit::ept(gpa, 1), out_to_user()]);
     let tables = vm.table_pages();
     let before = vm.counters();
     assert_eq!(vm.run(), Ok(0));
-    let built = vm.table_pages() - tables;
+    (before, vm.table_pages() - tables)
+}
+
+#[test]
+fn pf_fixed_counts_an_ept_violation_mapped_in_the_kernel() {
+    let mut vm = vm(false);
+    let (before, built) = run_ept_fault(&mut vm, 0x5000);
     assert!(built >= 3, "PML4 → PDPT → PD → PT: {built} new table pages");
     assert_moved(
         &before,
@@ -461,11 +448,7 @@ fn lpages_counts_a_2m_mapping_and_remote_tlb_flush_its_removal() {
     // leaf.
     let mut vm = Vm::new(false, 4 * MIB);
     vm.protected_mode(0x1000);
-    vm.exits(vec![Exit::ept(0x20_5000, 1), out_to_user()]);
-    let tables = vm.table_pages();
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    let built = vm.table_pages() - tables;
+    let (before, built) = run_ept_fault(&mut vm, 0x20_5000);
     assert_moved(
         &before,
         &vm.counters(),
@@ -499,25 +482,23 @@ fn lpages_counts_a_2m_mapping_and_remote_tlb_flush_its_removal() {
 #[test]
 fn mmu_pte_write_counts_an_emulated_write_to_guest_ram() {
     let mut vm = vm(false);
-    vm.p.write(RAM + 0x1000, &[0x89, 0x03]); // mov [ebx], eax
-    let mut r = vm.regs();
-    r.rbx = 0x8000;
-    r.rax = 0x1234_5678;
-    vm.set_regs(&r);
-    vm.exits(vec![Exit::ept(0xd000_0000, 2), out_to_user()]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.p.read(RAM + 0x8000, 4), 0x1234_5678u32.to_le_bytes());
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    // mov [ebx], eax
+    code(&vm, &[0x89, 0x03], |r| {
+        r.rbx = 0x8000;
+        r.rax = 0x1234_5678;
+    });
+    run_moves(
+        &mut vm,
+        vec![Exit::ept(0xd000_0000, 2), out_to_user()],
+        Ok(0),
+        &[
             ("vcpu:exits", 2),
             ("vcpu:insn-emulation", 1),
             ("vcpu:io-exits", 1),
             ("vm:mmu-pte-write", 1),
-        ]),
+        ],
     );
+    assert_eq!(vm.p.read(RAM + 0x8000, 4), 0x1234_5678u32.to_le_bytes());
 }
 
 /// `lock cmpxchg [ebx], ecx` (`f0 0f b1 0b`) on guest RAM: a successful
@@ -527,18 +508,12 @@ fn mmu_pte_write_counts_an_emulated_write_to_guest_ram() {
 fn mmu_pte_write_counts_a_cmpxchg_that_writes() {
     for (old, moves) in [(0x1111u32, true), (0x2222, false)] {
         let mut vm = vm(false);
-        vm.p.write(RAM + 0x1000, &[0xf0, 0x0f, 0xb1, 0x0b]);
         vm.p.write(RAM + 0x8000, &0x1111u32.to_le_bytes());
-        let mut r = vm.regs();
-        r.rbx = 0x8000;
-        r.rax = u64::from(old);
-        r.rcx = 0x3333;
-        vm.set_regs(&r);
-        vm.exits(vec![Exit::ept(0xd000_0000, 2), out_to_user()]);
-        let before = vm.counters();
-        assert_eq!(vm.run(), Ok(0));
-        let mem = if moves { 0x3333u32 } else { 0x1111 };
-        assert_eq!(vm.p.read(RAM + 0x8000, 4), mem.to_le_bytes());
+        code(&vm, &[0xf0, 0x0f, 0xb1, 0x0b], |r| {
+            r.rbx = 0x8000;
+            r.rax = u64::from(old);
+            r.rcx = 0x3333;
+        });
         let mut want = vec![
             ("vcpu:exits", 2),
             ("vcpu:insn-emulation", 1),
@@ -547,7 +522,10 @@ fn mmu_pte_write_counts_a_cmpxchg_that_writes() {
         if moves {
             want.push(("vm:mmu-pte-write", 1));
         }
-        assert_moved(&before, &vm.counters(), &run_and(&want));
+        let exits = vec![Exit::ept(0xd000_0000, 2), out_to_user()];
+        run_moves(&mut vm, exits, Ok(0), &want);
+        let mem = if moves { 0x3333u32 } else { 0x1111 };
+        assert_eq!(vm.p.read(RAM + 0x8000, 4), mem.to_le_bytes());
     }
 }
 
@@ -571,10 +549,7 @@ fn never_incremented_stats_exist_and_stay_zero() {
     // MMIO emulated in the kernel, a 4 KiB and a 2 MiB EPT fault, a
     // hypercall, exits of every window kind, HLT woken by nothing (the
     // fake then raises a signal), and a user-space irq-window request.
-    vm.p.write(RAM + 0x1000, &[0x89, 0x03]); // mov [ebx], eax
-    let mut r = vm.regs();
-    r.rbx = 0xfec0_0000;
-    vm.set_regs(&r);
+    code(&vm, &[0x89, 0x03], |r| r.rbx = 0xfec0_0000); // mov [ebx], eax
     vm.exits(vec![
         Exit::ept(0x5000, 1),
         Exit::ept(0x20_0000, 2),
@@ -672,31 +647,26 @@ fn pf_guest_counts_a_page_fault_the_emulator_injects() {
     // physical 0-4 MiB, everything else not present.
     let pd = 0x3000u64;
     vm.p.write(RAM + pd, &0x0000_0083u32.to_le_bytes()); // P | RW | PS
-    vm.p.write(RAM + 0x1000, &[0x89, 0x03]); // mov [ebx], eax
     let mut s = vm.sregs();
     s.cr3 = pd;
     s.cr4 |= 0x10; // PSE
     s.cr0 |= 0x8000_0000; // PG
     vm.set_sregs(&s);
-    let mut r = vm.regs();
-    r.rbx = 0xd000_0000;
-    vm.set_regs(&r);
+    code(&vm, &[0x89, 0x03], |r| r.rbx = 0xd000_0000); // mov [ebx], eax
     // The scripted CPU reports an EPT violation for the access (as a CPU
     // with a stale TLB entry would); the emulator re-walks and faults.
-    vm.exits(vec![Exit::ept(0xd000_0000, 2), out_to_user()]);
-    let before = vm.counters();
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.sregs().cr2, 0xd000_0000);
-    assert_moved(
-        &before,
-        &vm.counters(),
-        &run_and(&[
+    run_moves(
+        &mut vm,
+        vec![Exit::ept(0xd000_0000, 2), out_to_user()],
+        Ok(0),
+        &[
             ("vcpu:exits", 2),
             ("vcpu:insn-emulation", 1),
             ("vcpu:pf-guest", 1),
             ("vcpu:io-exits", 1),
-        ]),
+        ],
     );
+    assert_eq!(vm.sregs().cr2, 0xd000_0000);
 }
 
 /// Every stat of both kstats is covered by a test above: a counter added

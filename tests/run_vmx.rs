@@ -71,6 +71,13 @@ impl Vm {
         }
     }
 
+    /// `new`, then flat protected mode at 0x1000 (`protected_mode`).
+    fn protected(irqchip: bool, pit: bool) -> Vm {
+        let vm = Vm::new(irqchip, pit);
+        vm.protected_mode(0x1000);
+        vm
+    }
+
     fn exits(&self, exits: Vec<Exit>) {
         script(&self.d).exits.extend(exits);
     }
@@ -117,6 +124,87 @@ impl Vm {
         );
     }
 
+    /// KVM_GET_REGS, `edit`, KVM_SET_REGS.
+    fn edit_regs(&self, edit: impl FnOnce(&mut kvm_regs)) {
+        let mut r = self.regs();
+        edit(&mut r);
+        self.set_regs(&r);
+    }
+
+    /// KVM_GET_SREGS, `edit`, KVM_SET_SREGS.
+    fn edit_sregs(&self, edit: impl FnOnce(&mut kvm_sregs)) {
+        let mut s = self.sregs();
+        edit(&mut s);
+        self.set_sregs(&s);
+    }
+
+    /// `code` at GPA 0x1000 (where `protected_mode(0x1000)` starts) and
+    /// the registers as `regs` edits them.
+    fn code(&self, code: &[u8], regs: impl FnOnce(&mut kvm_regs)) {
+        self.p.write(RAM + 0x1000, code);
+        self.edit_regs(regs);
+    }
+
+    /// Segment descriptors (selector, 8 bytes) into the GDT at GPA `base`.
+    fn descriptors(&self, base: u64, entries: &[(u64, [u8; 8])]) {
+        for (sel, d) in entries {
+            self.p.write(RAM + base + sel, d);
+        }
+    }
+
+    /// `entries` into the GDT at GPA `base`, and GDTR = (`base`, `limit`).
+    fn gdt(&self, base: u64, limit: u16, entries: &[(u64, [u8; 8])]) {
+        self.descriptors(base, entries);
+        self.edit_sregs(|s| {
+            s.gdt.base = base;
+            s.gdt.limit = limit;
+        });
+    }
+
+    /// KVM_RUN, which must end in KVM_EXIT_MMIO: its (phys_addr, len,
+    /// is_write).
+    #[track_caller]
+    fn run_to_mmio(&mut self) -> (u64, u32, u8) {
+        assert_eq!(self.run(), Ok(0));
+        assert_eq!(self.exit_reason(), KVM_EXIT_MMIO);
+        (self.u64_at(32), self.u32_at(48), self.run[52])
+    }
+
+    /// KVM_RUN, which must end in KVM_EXIT_IO: its (direction, size,
+    /// port, count).
+    #[track_caller]
+    fn run_to_io(&mut self) -> (u8, u8, u16, u32) {
+        assert_eq!(self.run(), Ok(0));
+        assert_eq!(self.exit_reason(), KVM_EXIT_IO);
+        let port = u16::from_le_bytes([self.run[34], self.run[35]]);
+        (self.run[32], self.run[33], port, self.u32_at(36))
+    }
+
+    /// User space's answer to an MMIO read: `data` into kvm_run.mmio.data.
+    fn answer_mmio(&mut self, data: &[u8]) {
+        self.run[40..40 + data.len()].copy_from_slice(data);
+    }
+
+    /// The LAPIC's register page (KVM_GET_LAPIC).
+    fn lapic(&self) -> Vec<u8> {
+        assert_eq!(
+            ioctl(&self.d, self.fd, Ioctl::GetLapic, BUF, &self.p),
+            Ok(0)
+        );
+        self.p.read(BUF, 1024)
+    }
+
+    /// KVM_GET_LAPIC, `edit` the register page, KVM_SET_LAPIC.
+    fn edit_lapic(&self, edit: impl FnOnce(&mut [u8])) {
+        let mut regs = self.lapic();
+        edit(&mut regs);
+        self.p.write(BUF, &regs);
+        assert_eq!(
+            ioctl(&self.d, self.fd, Ioctl::SetLapic, BUF, &self.p),
+            Ok(0)
+        );
+    }
+
     /// Flat 32-bit protected mode, paging off, RIP = `rip`, IF set.
     fn protected_mode(&self, rip: u64) {
         let mut s = self.sregs();
@@ -152,21 +240,25 @@ impl Vm {
     }
 }
 
-/// The value of counter `name` of the (only) VCPU's `vcpu-0` kstat.
-fn vcpu_stat(d: &RunDriver, name: &str) -> u64 {
+/// A counter of the live kstat `kstat`, whose data is a `T`: what `find`
+/// answers.
+fn stat<T>(d: &RunDriver, kstat: &str, find: impl FnOnce(&T) -> Option<u64>) -> u64 {
     let s = d.backend().services();
     let live = s.kstats.live.lock().unwrap();
     let rec = live
         .values()
-        .find(|r| r.name == "vcpu-0")
-        .expect("vcpu kstat");
-    // SAFETY: the kstat's data lives as long as the VCPU, which is open.
-    let stats = unsafe { &*(rec.data as *const kvm_kstat::VcpuStats) };
-    stats
-        .entries()
-        .find(|k| k.name() == name)
-        .map(|k| k.get())
-        .expect("counter")
+        .find(|r| r.name == kstat)
+        .unwrap_or_else(|| panic!("{kstat} kstat"));
+    // SAFETY: the kstat's data lives as long as its VM or VCPU, which the
+    // tests keep open.
+    find(unsafe { &*(rec.data as *const T) }).expect("counter")
+}
+
+/// The value of counter `name` of the (only) VCPU's `vcpu-0` kstat.
+fn vcpu_stat(d: &RunDriver, name: &str) -> u64 {
+    stat(d, "vcpu-0", |s: &kvm_kstat::VcpuStats| {
+        s.entries().find(|k| k.name() == name).map(|k| k.get())
+    })
 }
 
 /// I/O qualification: size 1/2/4, IN or OUT, port (SDM table 27-5).
@@ -178,20 +270,25 @@ fn set_rax(v: u64) -> impl FnMut(&mut kvm_vmx::vcpu::GuestRegs, &mut kvm_vmx::fa
     move |r, _| r.rax = v
 }
 
+/// A one-byte HLT exit.
+fn hlt() -> Exit {
+    Exit::new(ExitReason::Hlt, 1, 0)
+}
+
+/// A one-byte IN or OUT (`size` bytes at `port`) exit.
+fn port_io(port: u16, size: u64, input: bool) -> Exit {
+    Exit::new(ExitReason::IoInstruction, 1, io_qual(port, size, input))
+}
+
 #[test]
 fn out_to_a_user_space_port_exits_with_kvm_exit_io_and_the_data_page() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    vm.exits(vec![
-        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x3f8, 1, false)).with(set_rax(0x41)),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
-    assert_eq!(vm.run[32], KVM_EXIT_IO_OUT);
-    assert_eq!(vm.run[33], 1, "size");
-    assert_eq!(u16::from_le_bytes([vm.run[34], vm.run[35]]), 0x3f8);
-    assert_eq!(vm.u32_at(36), 1, "count");
+    let mut vm = Vm::protected(false, false);
+    vm.exits(vec![port_io(0x3f8, 1, false).with(set_rax(0x41)), hlt()]);
+    assert_eq!(
+        vm.run_to_io(),
+        (KVM_EXIT_IO_OUT, 1, 0x3f8, 1),
+        "direction, size, port, count"
+    );
     assert_eq!(vm.u64_at(40), 4096, "data_offset");
     assert_eq!(vm.run[4096], 0x41);
     // The instruction is done: RIP is past it.
@@ -209,16 +306,13 @@ fn out_to_a_user_space_port_exits_with_kvm_exit_io_and_the_data_page() {
 
 #[test]
 fn in_from_user_space_completes_into_al_on_the_next_run() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, false);
     vm.exits(vec![
-        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x3f9, 1, true)).with(set_rax(0x1122_3344)),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        port_io(0x3f9, 1, true).with(set_rax(0x1122_3344)),
+        hlt(),
     ]);
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
-    assert_eq!(vm.run[32], KVM_EXIT_IO_IN);
-    assert_eq!(u16::from_le_bytes([vm.run[34], vm.run[35]]), 0x3f9);
+    let (direction, _, port, _) = vm.run_to_io();
+    assert_eq!((direction, port), (KVM_EXIT_IO_IN, 0x3f9));
     vm.run[4096] = 0x5a;
     assert_eq!(vm.run(), Ok(0));
     let e = vm.entries();
@@ -228,20 +322,17 @@ fn in_from_user_space_completes_into_al_on_the_next_run() {
 
 #[test]
 fn pit_ports_are_handled_in_the_kernel() {
-    let mut vm = Vm::new(false, true);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, true);
     // Counter 0, lobyte/hibyte, mode 2, count 0x1234; latch; read twice.
-    let out = |port, val| {
-        Exit::new(ExitReason::IoInstruction, 1, io_qual(port, 1, false)).with(set_rax(val))
-    };
+    let out = |port, val| port_io(port, 1, false).with(set_rax(val));
     vm.exits(vec![
         out(0x43, 0x34),
         out(0x40, 0x34),
         out(0x40, 0x12),
         out(0x43, 0x00),
-        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x40, 1, true)).with(set_rax(0)),
-        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x40, 1, true)).with(set_rax(0)),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        port_io(0x40, 1, true).with(set_rax(0)),
+        port_io(0x40, 1, true).with(set_rax(0)),
+        hlt(),
     ]);
     assert_eq!(vm.run(), Ok(0));
     // One KVM_RUN: six port accesses stayed in the kernel.
@@ -262,7 +353,7 @@ fn pit_ports_are_handled_in_the_kernel() {
 fn ept_violation_on_ram_is_mapped_and_the_guest_resumes() {
     let mut vm = Vm::new(false, false);
     let tables = vm.d.backend().services().tables.live();
-    vm.exits(vec![Exit::ept(0x5000, 1), Exit::new(ExitReason::Hlt, 1, 0)]);
+    vm.exits(vec![Exit::ept(0x5000, 1), hlt()]);
     let rip = vm.regs().rip;
     assert_eq!(vm.run(), Ok(0));
     assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
@@ -286,37 +377,26 @@ fn ept_violation_on_ram_is_mapped_and_the_guest_resumes() {
 
 /// The value of counter `name` of the VM's `vm` kstat.
 fn vm_stat(d: &RunDriver, name: &str) -> u64 {
-    let s = d.backend().services();
-    let live = s.kstats.live.lock().unwrap();
-    let rec = live.values().find(|r| r.name == "vm").expect("vm kstat");
-    // SAFETY: the kstat's data lives as long as the VM, which is open.
-    let stats = unsafe { &*(rec.data as *const kvm_kstat::VmStats) };
-    stats
-        .entries()
-        .find(|k| k.name() == name)
-        .map(|k| k.get())
-        .expect("counter")
+    stat(d, "vm", |s: &kvm_kstat::VmStats| {
+        s.entries().find(|k| k.name() == name).map(|k| k.get())
+    })
 }
 
 #[test]
 fn mmio_write_outside_ram_is_emulated_and_exits_with_kvm_exit_mmio() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    vm.p.write(RAM + 0x1000, &[0x89, 0x03]); // mov [ebx], eax
-    let mut r = vm.regs();
-    r.rax = 0x1234_5678;
-    r.rbx = 0xd000_0000;
-    vm.set_regs(&r);
-    vm.exits(vec![
-        Exit::ept(0xd000_0000, 2),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
-    assert_eq!(vm.u64_at(32), 0xd000_0000, "phys_addr");
+    let mut vm = Vm::protected(false, false);
+    // mov [ebx], eax
+    vm.code(&[0x89, 0x03], |r| {
+        r.rax = 0x1234_5678;
+        r.rbx = 0xd000_0000;
+    });
+    vm.exits(vec![Exit::ept(0xd000_0000, 2), hlt()]);
+    assert_eq!(
+        vm.run_to_mmio(),
+        (0xd000_0000, 4, 1),
+        "phys_addr, len, is_write"
+    );
     assert_eq!(&vm.run[40..48], &[0x78, 0x56, 0x34, 0x12, 0, 0, 0, 0]);
-    assert_eq!(vm.u32_at(48), 4, "len");
-    assert_eq!(vm.run[52], 1, "is_write");
     assert_eq!(vm.regs().rip, 0x1002);
     assert_eq!(vm.run(), Ok(0));
     assert_eq!(vm.entries()[1].rip, 0x1002);
@@ -327,23 +407,12 @@ fn mmio_write_outside_ram_is_emulated_and_exits_with_kvm_exit_mmio() {
 
 #[test]
 fn mmio_read_is_answered_by_user_space_on_the_next_run() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    vm.p.write(RAM + 0x1000, &[0x8b, 0x03]); // mov eax, [ebx]
-    let mut r = vm.regs();
-    r.rbx = 0xd000_0010;
-    vm.set_regs(&r);
-    vm.exits(vec![
-        Exit::ept(0xd000_0010, 1),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
-    assert_eq!(vm.u64_at(32), 0xd000_0010);
-    assert_eq!(vm.u32_at(48), 4);
-    assert_eq!(vm.run[52], 0, "read");
+    let mut vm = Vm::protected(false, false);
+    vm.code(&[0x8b, 0x03], |r| r.rbx = 0xd000_0010); // mov eax, [ebx]
+    vm.exits(vec![Exit::ept(0xd000_0010, 1), hlt()]);
+    assert_eq!(vm.run_to_mmio(), (0xd000_0010, 4, 0), "a read");
     assert_eq!(vm.regs().rip, 0x1000, "not done yet");
-    vm.run[40..44].copy_from_slice(&0xdead_beefu32.to_le_bytes());
+    vm.answer_mmio(&0xdead_beefu32.to_le_bytes());
     assert_eq!(vm.run(), Ok(0));
     assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
     let e = vm.entries();
@@ -353,24 +422,19 @@ fn mmio_read_is_answered_by_user_space_on_the_next_run() {
 
 #[test]
 fn hlt_with_the_in_kernel_irqchip_blocks_until_the_lapic_has_an_interrupt() {
-    let mut vm = Vm::new(true, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(true, false);
     // Software-enable the LAPIC and make vector 0x30 pending in its IRR.
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
-    let mut regs: Vec<u8> = vm.p.read(BUF, 1024);
-    regs[0xf0..0xf4].copy_from_slice(&0x1ffu32.to_le_bytes());
-    regs[0x212] |= 1; // IRR bit 48 (0x210 + bit 16)
-    vm.p.write(BUF, &regs);
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetLapic, BUF, &vm.p), Ok(0));
+    vm.edit_lapic(|regs| {
+        regs[0xf0..0xf4].copy_from_slice(&0x1ffu32.to_le_bytes());
+        regs[0x212] |= 1; // IRR bit 48 (0x210 + bit 16)
+    });
     // Disable injection on the first entry: IF clear until the HLT.
-    let mut r = vm.regs();
-    r.rflags = 0x2;
-    vm.set_regs(&r);
+    vm.edit_regs(|r| r.rflags = 0x2);
     vm.exits(vec![
-        Exit::new(ExitReason::Hlt, 1, 0).with(|_, v| {
+        hlt().with(|_, v| {
             v.set_exit_info(guest::RFLAGS, 0x202);
         }),
-        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x3f8, 1, false)),
+        port_io(0x3f8, 1, false),
     ]);
     assert_eq!(vm.run(), Ok(0));
     assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
@@ -390,8 +454,7 @@ fn hlt_with_the_in_kernel_irqchip_blocks_until_the_lapic_has_an_interrupt() {
 
 #[test]
 fn cpuid_answers_from_the_vcpu_table() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, false);
     let e = kvm_cpuid_entry2 {
         function: 0x4000_0000,
         index: 0,
@@ -412,7 +475,7 @@ fn cpuid_answers_from_the_vcpu_table() {
             r.rax = 0x8000_0000;
             r.rbx = 0x77;
         }),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        hlt(),
     ]);
     assert_eq!(vm.run(), Ok(0));
     let en = vm.entries();
@@ -430,12 +493,11 @@ fn cpuid_answers_from_the_vcpu_table() {
 
 #[test]
 fn rdmsr_of_an_unknown_msr_injects_gp() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, false);
     vm.exits(vec![
         Exit::new(ExitReason::MsrRead, 2, 0).with(|r, _| r.rcx = 0x1234_5678),
         Exit::new(ExitReason::MsrRead, 2, 0).with(|r, _| r.rcx = 0x1a0),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        hlt(),
     ]);
     assert_eq!(vm.run(), Ok(0));
     let e = vm.entries();
@@ -459,11 +521,10 @@ fn triple_fault_is_kvm_exit_shutdown() {
 
 #[test]
 fn a_signal_ends_kvm_run_with_eintr_and_kvm_exit_intr() {
-    let mut vm = Vm::new(true, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(true, false);
     // HLT with nothing pending: the fake's block finds nobody to wake the
     // VCPU and delivers a signal.
-    vm.exits(vec![Exit::new(ExitReason::Hlt, 1, 0)]);
+    vm.exits(vec![hlt()]);
     assert_eq!(vm.run(), Err(Errno::EINTR));
     assert_eq!(vm.exit_reason(), KVM_EXIT_INTR);
     assert_eq!(script(&vm.d).blocks, vec![false]);
@@ -606,15 +667,15 @@ fn mmio_writes_to_a_coalesced_zone_go_to_the_ring_without_an_exit() {
         Ok(0)
     );
     vm.protected_mode(0x1000);
-    vm.p.write(RAM + 0x1000, &[0x89, 0x03, 0x89, 0x03]); // mov [ebx], eax x2
-    let mut r = vm.regs();
-    r.rax = 0xcafe_f00d;
-    r.rbx = 0xd000_0008;
-    vm.set_regs(&r);
+    // mov [ebx], eax x2
+    vm.code(&[0x89, 0x03, 0x89, 0x03], |r| {
+        r.rax = 0xcafe_f00d;
+        r.rbx = 0xd000_0008;
+    });
     vm.exits(vec![
         Exit::ept(0xd000_0008, 2),
         Exit::ept(0xd000_0008, 2).with(|r, _| r.rax = 0x1234),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        hlt(),
     ]);
     assert_eq!(vm.run(), Ok(0));
     assert_eq!(vm.exit_reason(), KVM_EXIT_HLT, "no MMIO exit");
@@ -637,32 +698,27 @@ fn mmio_writes_to_a_coalesced_zone_go_to_the_ring_without_an_exit() {
 
 #[test]
 fn tpr_shadow_writes_reach_the_lapic_and_back() {
-    let mut vm = Vm::new(true, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(true, false);
     // The LAPIC's TPR (0x80) is 0x30 before the entry.
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
-    let mut regs: Vec<u8> = vm.p.read(BUF, 1024);
-    regs[0xf0..0xf4].copy_from_slice(&0x1ffu32.to_le_bytes());
-    regs[0x80..0x84].copy_from_slice(&0x30u32.to_le_bytes());
-    vm.p.write(BUF, &regs);
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetLapic, BUF, &vm.p), Ok(0));
+    vm.edit_lapic(|regs| {
+        regs[0xf0..0xf4].copy_from_slice(&0x1ffu32.to_le_bytes());
+        regs[0x80..0x84].copy_from_slice(&0x30u32.to_le_bytes());
+    });
     let pages = host(&vm.d).pages.clone();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(0u32));
     let seen2 = seen.clone();
-    vm.exits(vec![
-        Exit::new(ExitReason::IoInstruction, 1, io_qual(0x3f8, 1, false)).with(move |_, v| {
-            // The guest runs MOV CR8, 5 without an exit: the CPU writes the
-            // virtual-APIC page's TPR.
-            let pa = v
-                .get(::x86::vmx::vmcs::control::VIRT_APIC_ADDR_FULL)
-                .unwrap();
-            let ptr = pages.lock().unwrap()[&pa] as *mut u8;
-            // SAFETY: the page lives in the VCPU, which is being run.
-            let tpr = unsafe { std::slice::from_raw_parts_mut(ptr.add(0x80), 4) };
-            *seen2.lock().unwrap() = u32::from_le_bytes(tpr.try_into().unwrap());
-            tpr.copy_from_slice(&0x50u32.to_le_bytes());
-        }),
-    ]);
+    vm.exits(vec![port_io(0x3f8, 1, false).with(move |_, v| {
+        // The guest runs MOV CR8, 5 without an exit: the CPU writes the
+        // virtual-APIC page's TPR.
+        let pa = v
+            .get(::x86::vmx::vmcs::control::VIRT_APIC_ADDR_FULL)
+            .unwrap();
+        let ptr = pages.lock().unwrap()[&pa] as *mut u8;
+        // SAFETY: the page lives in the VCPU, which is being run.
+        let tpr = unsafe { std::slice::from_raw_parts_mut(ptr.add(0x80), 4) };
+        *seen2.lock().unwrap() = u32::from_le_bytes(tpr.try_into().unwrap());
+        tpr.copy_from_slice(&0x50u32.to_le_bytes());
+    })]);
     assert_eq!(vm.run(), Ok(0));
     assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
     assert_eq!(
@@ -670,8 +726,7 @@ fn tpr_shadow_writes_reach_the_lapic_and_back() {
         0x30,
         "LAPIC TPR shadowed before entry"
     );
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
-    let regs: Vec<u8> = vm.p.read(BUF, 1024);
+    let regs = vm.lapic();
     assert_eq!(
         u32::from_le_bytes(regs[0x80..0x84].try_into().unwrap()),
         0x50
@@ -712,36 +767,28 @@ fn vcpu_setup_programs_the_vmcs_and_teardown_frees_the_vpid() {
     assert_eq!(*h.freed_vpids.lock().unwrap(), vec![1]);
 }
 
-/// Qualification of a string I/O (bit 4), REP (bit 5).
-fn string_qual(port: u16, size: u64, input: bool, rep: bool) -> u64 {
-    io_qual(port, size, input) | (1 << 4) | (u64::from(rep) << 5)
+/// A two-byte string I/O exit: qualification bit 4, REP bit 5.
+fn string_io(port: u16, size: u64, input: bool, rep: bool) -> Exit {
+    let qual = io_qual(port, size, input) | (1 << 4) | (u64::from(rep) << 5);
+    Exit::new(ExitReason::IoInstruction, 2, qual)
 }
 
 #[test]
 fn rep_outsb_to_user_space_is_one_exit_with_every_byte() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    vm.p.write(RAM + 0x1000, &[0xf3, 0x6e]); // rep outsb
+    let mut vm = Vm::protected(false, false);
     vm.p.write(RAM + 0x3000, b"hello");
-    let mut r = vm.regs();
-    r.rdx = 0x3f8;
-    r.rsi = 0x3000;
-    r.rcx = 5;
-    vm.set_regs(&r);
-    vm.exits(vec![
-        Exit::new(
-            ExitReason::IoInstruction,
-            2,
-            string_qual(0x3f8, 1, false, true),
-        ),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
-    assert_eq!(vm.run[32], KVM_EXIT_IO_OUT);
-    assert_eq!(vm.run[33], 1);
-    assert_eq!(u16::from_le_bytes([vm.run[34], vm.run[35]]), 0x3f8);
-    assert_eq!(vm.u32_at(36), 5, "count");
+    // rep outsb
+    vm.code(&[0xf3, 0x6e], |r| {
+        r.rdx = 0x3f8;
+        r.rsi = 0x3000;
+        r.rcx = 5;
+    });
+    vm.exits(vec![string_io(0x3f8, 1, false, true), hlt()]);
+    assert_eq!(
+        vm.run_to_io(),
+        (KVM_EXIT_IO_OUT, 1, 0x3f8, 5),
+        "direction, size, port, count"
+    );
     assert_eq!(vm.u64_at(40), 4096);
     assert_eq!(&vm.run[4096..4101], b"hello");
     let r = vm.regs();
@@ -753,33 +800,23 @@ fn rep_outsb_to_user_space_is_one_exit_with_every_byte() {
 
 #[test]
 fn insw_from_user_space_lands_in_guest_memory() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    vm.p.write(RAM + 0x1000, &[0x66, 0x6d]); // insw
-    let mut r = vm.regs();
-    r.rdx = 0x1f0;
-    r.rdi = 0x4000;
-    vm.set_regs(&r);
+    let mut vm = Vm::protected(false, false);
+    // insw
+    vm.code(&[0x66, 0x6d], |r| {
+        r.rdx = 0x1f0;
+        r.rdi = 0x4000;
+    });
     vm.exits(vec![
-        Exit::new(
-            ExitReason::IoInstruction,
-            2,
-            string_qual(0x1f0, 2, true, false),
-        ),
+        string_io(0x1f0, 2, true, false),
         // The CPU re-executes the INSW once user space answered.
-        Exit::new(
-            ExitReason::IoInstruction,
-            2,
-            string_qual(0x1f0, 2, true, false),
-        ),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        string_io(0x1f0, 2, true, false),
+        hlt(),
     ]);
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_IO);
-    assert_eq!(vm.run[32], KVM_EXIT_IO_IN);
-    assert_eq!(vm.run[33], 2);
-    assert_eq!(u16::from_le_bytes([vm.run[34], vm.run[35]]), 0x1f0);
-    assert_eq!(vm.u32_at(36), 1);
+    assert_eq!(
+        vm.run_to_io(),
+        (KVM_EXIT_IO_IN, 2, 0x1f0, 1),
+        "direction, size, port, count"
+    );
     assert_eq!(vm.regs().rip, 0x1000, "not done yet");
     vm.run[4096..4098].copy_from_slice(&0xbeefu16.to_le_bytes());
     assert_eq!(vm.run(), Ok(0));
@@ -837,17 +874,17 @@ fn an_ipi_kicks_the_vcpu_it_reaches_and_not_the_sender() {
     );
     vm.protected_mode(0x1000);
     // ICR high = destination APIC ID 1, then ICR low = NMI, physical.
-    vm.p.write(RAM + 0x1000, &[0x89, 0x03, 0x89, 0x11]); // mov [ebx],eax; mov [ecx],edx
-    let mut r = vm.regs();
-    r.rbx = 0xfee0_0310;
-    r.rax = 1 << 24;
-    r.rcx = 0xfee0_0300;
-    r.rdx = 0x0000_4400; // assert, delivery mode NMI
-    vm.set_regs(&r);
+    // mov [ebx],eax; mov [ecx],edx
+    vm.code(&[0x89, 0x03, 0x89, 0x11], |r| {
+        r.rbx = 0xfee0_0310;
+        r.rax = 1 << 24;
+        r.rcx = 0xfee0_0300;
+        r.rdx = 0x0000_4400; // assert, delivery mode NMI
+    });
     vm.exits(vec![
         Exit::ept(0xfee0_0310, 2),
         Exit::ept(0xfee0_0300, 2),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        hlt(),
     ]);
     script(&vm.d).kicks.clear();
     let _ = vm.run();
@@ -869,24 +906,19 @@ fn an_ipi_kicks_the_vcpu_it_reaches_and_not_the_sender() {
 /// looped forever when only the last answer was kept).
 #[test]
 fn an_instruction_reading_mmio_twice_completes_after_two_answers() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    vm.p.write(RAM + 0x1000, &[0xa6]); // cmpsb [esi], es:[edi]
-    let mut r = vm.regs();
-    r.rsi = 0xd000_0000;
-    r.rdi = 0xd000_0010;
-    vm.set_regs(&r);
-    vm.exits(vec![
-        Exit::ept(0xd000_0000, 1),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
+    let mut vm = Vm::protected(false, false);
+    // cmpsb [esi], es:[edi]
+    vm.code(&[0xa6], |r| {
+        r.rsi = 0xd000_0000;
+        r.rdi = 0xd000_0010;
+    });
+    vm.exits(vec![Exit::ept(0xd000_0000, 1), hlt()]);
     let mut reads = Vec::new();
     for answer in [0x42u8, 0x42] {
-        assert_eq!(vm.run(), Ok(0));
-        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
-        assert_eq!(vm.run[52], 0, "a read");
-        reads.push(vm.u64_at(32));
-        vm.run[40] = answer;
+        let (addr, _, is_write) = vm.run_to_mmio();
+        assert_eq!(is_write, 0, "a read");
+        reads.push(addr);
+        vm.answer_mmio(&[answer]);
     }
     assert_eq!(reads, vec![0xd000_0000, 0xd000_0010]);
     assert_eq!(vm.run(), Ok(0));
@@ -903,8 +935,7 @@ fn an_instruction_reading_mmio_twice_completes_after_two_answers() {
 /// "apicbase: reserved physaddr bits"); below it the LAPIC takes it.
 #[test]
 fn apic_base_above_maxphyaddr_is_gp() {
-    let mut vm = Vm::new(true, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(true, false);
     vm.exits(vec![
         Exit::new(ExitReason::MsrWrite, 2, 0).with(|r, _| {
             r.rcx = 0x1b;
@@ -916,7 +947,7 @@ fn apic_base_above_maxphyaddr_is_gp() {
             r.rax = 0xfee0_0900;
             r.rdx = 0;
         }),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        hlt(),
     ]);
     let _ = vm.run(); // ends in HLT (blocks: EINTR from the fake)
     let e = vm.entries();
@@ -932,11 +963,8 @@ fn apic_base_above_maxphyaddr_is_gp() {
 /// KVM_EXIT_MMIO fragments, the second before the guest runs again.
 #[test]
 fn sse_moves_to_and_from_mmio_go_out_in_two_fragments() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    let mut s = vm.sregs();
-    s.cr4 |= 0x200; // OSFXSR
-    vm.set_sregs(&s);
+    let mut vm = Vm::protected(false, false);
+    vm.edit_sregs(|s| s.cr4 |= 0x200); // OSFXSR
     assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetFpu, BUF, &vm.p), Ok(0));
     let mut fpu: kvm_fpu = vm.p.get(BUF);
     let pattern: [u8; 16] = core::array::from_fn(|i| 0x10 + i as u8);
@@ -944,23 +972,17 @@ fn sse_moves_to_and_from_mmio_go_out_in_two_fragments() {
     vm.p.put(BUF, &fpu);
     assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetFpu, BUF, &vm.p), Ok(0));
     // movdqu [ebx], xmm1 ; movdqu xmm2, [ebx]
-    vm.p.write(
-        RAM + 0x1000,
-        &[0xf3, 0x0f, 0x7f, 0x0b, 0xf3, 0x0f, 0x6f, 0x13],
-    );
-    let mut r = vm.regs();
-    r.rbx = 0xd000_0000;
-    vm.set_regs(&r);
+    vm.code(&[0xf3, 0x0f, 0x7f, 0x0b, 0xf3, 0x0f, 0x6f, 0x13], |r| {
+        r.rbx = 0xd000_0000
+    });
     vm.exits(vec![
         Exit::ept(0xd000_0000, 2),
         Exit::ept(0xd000_0000, 1),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        hlt(),
     ]);
     // The store: two write fragments, low half first.
     for (addr, half) in [(0xd000_0000u64, 0..8), (0xd000_0008, 8..16)] {
-        assert_eq!(vm.run(), Ok(0));
-        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
-        assert_eq!((vm.u64_at(32), vm.u32_at(48), vm.run[52]), (addr, 8, 1));
+        assert_eq!(vm.run_to_mmio(), (addr, 8, 1));
         assert_eq!(&vm.run[40..48], &pattern[half]);
     }
     assert_eq!(
@@ -971,10 +993,8 @@ fn sse_moves_to_and_from_mmio_go_out_in_two_fragments() {
     // The load: two read fragments, answered in turn.
     let answer: [u8; 16] = core::array::from_fn(|i| 0xa0 + i as u8);
     for (addr, half) in [(0xd000_0000u64, 0..8), (0xd000_0008, 8..16)] {
-        assert_eq!(vm.run(), Ok(0));
-        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
-        assert_eq!((vm.u64_at(32), vm.u32_at(48), vm.run[52]), (addr, 8, 0));
-        vm.run[40..48].copy_from_slice(&answer[half]);
+        assert_eq!(vm.run_to_mmio(), (addr, 8, 0));
+        vm.answer_mmio(&answer[half]);
     }
     assert_eq!(vm.run(), Ok(0));
     assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
@@ -990,9 +1010,8 @@ fn sse_moves_to_and_from_mmio_go_out_in_two_fragments() {
 /// the disables and enables balance over a KVM_RUN.
 #[test]
 fn vmcs_put_and_fpu_save_run_with_preemption_disabled() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    vm.exits(vec![Exit::new(ExitReason::Hlt, 1, 0)]);
+    let mut vm = Vm::protected(false, false);
+    vm.exits(vec![hlt()]);
     let _ = vm.run();
     let s = script(&vm.d);
     assert!(s.fpu_stops > 0, "the guest FPU was loaded and saved");
@@ -1006,23 +1025,13 @@ fn vmcs_put_and_fpu_save_run_with_preemption_disabled() {
 #[test]
 fn sipi_resets_the_lapic() {
     let mut vm = Vm::new(true, false);
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
-    let mut regs: [u8; 1024] = vm.p.get(BUF);
-    regs[0x80] = 0x50; // TPR
-    vm.p.put(BUF, &regs);
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetLapic, BUF, &vm.p), Ok(0));
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
-    assert_eq!(vm.p.get::<[u8; 1024]>(BUF)[0x80], 0x50);
+    vm.edit_lapic(|regs| regs[0x80] = 0x50); // TPR
+    assert_eq!(vm.lapic()[0x80], 0x50);
     vm.p.put(BUF, &kvm_mp_state { mp_state: 4 }); // SIPI_RECEIVED
     assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetMpState, BUF, &vm.p), Ok(0));
-    vm.exits(vec![Exit::new(ExitReason::Hlt, 1, 0)]);
+    vm.exits(vec![hlt()]);
     let _ = vm.run();
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
-    assert_eq!(
-        vm.p.get::<[u8; 1024]>(BUF)[0x80],
-        0,
-        "TPR back to its reset value"
-    );
+    assert_eq!(vm.lapic()[0x80], 0, "TPR back to its reset value");
 }
 
 /// KVM_GET_VCPU_EVENTS sees what the run loop left (an exception it was
@@ -1031,8 +1040,7 @@ fn sipi_resets_the_lapic() {
 /// survive a save/restore through user space (QEMU's migration path).
 #[test]
 fn vcpu_events_flow_both_ways() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, false);
     // A host interrupt while delivering #PF (error code 6): the event is
     // requeued, and a signal ends KVM_RUN before it is re-injected.
     vm.exits(vec![
@@ -1059,7 +1067,7 @@ fn vcpu_events_flow_both_ways() {
     ev2.interrupt.nr = 0x31;
     vm.p.put(BUF, &ev2);
     assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::SetVcpuEvents, BUF, &vm.p), Ok(0));
-    vm.exits(vec![Exit::new(ExitReason::Hlt, 1, 0)]);
+    vm.exits(vec![hlt()]);
     let _ = vm.run();
     let last = vm.entries().last().unwrap().clone();
     assert_eq!(
@@ -1073,27 +1081,15 @@ fn vcpu_events_flow_both_ways() {
 /// descriptor from the guest's GDT, marks it busy and TR is loaded.
 #[test]
 fn ltr_from_mmio_loads_tr_and_marks_the_tss_busy() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, false);
     // GDT at 0x2000: entry 3 (0x18) an available 32-bit TSS at 0x3000, limit 0x67.
     let tss: [u8; 8] = [0x67, 0x00, 0x00, 0x30, 0x00, 0x89, 0x00, 0x00];
-    vm.p.write(RAM + 0x2000 + 0x18, &tss);
-    let mut s = vm.sregs();
-    s.gdt.base = 0x2000;
-    s.gdt.limit = 0x27;
-    vm.set_sregs(&s);
-    vm.p.write(RAM + 0x1000, &[0x0f, 0x00, 0x1b]); // ltr [ebx]
-    let mut r = vm.regs();
-    r.rbx = 0xd000_0000;
-    vm.set_regs(&r);
-    vm.exits(vec![
-        Exit::ept(0xd000_0000, 1),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
-    assert_eq!((vm.u64_at(32), vm.u32_at(48)), (0xd000_0000, 2));
-    vm.run[40..42].copy_from_slice(&0x18u16.to_le_bytes());
+    vm.gdt(0x2000, 0x27, &[(0x18, tss)]);
+    vm.code(&[0x0f, 0x00, 0x1b], |r| r.rbx = 0xd000_0000); // ltr [ebx]
+    vm.exits(vec![Exit::ept(0xd000_0000, 1), hlt()]);
+    let (addr, len, _) = vm.run_to_mmio();
+    assert_eq!((addr, len), (0xd000_0000, 2));
+    vm.answer_mmio(&0x18u16.to_le_bytes());
     assert_eq!(vm.run(), Ok(0));
     assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
     let s = vm.sregs();
@@ -1110,21 +1106,15 @@ fn ltr_from_mmio_loads_tr_and_marks_the_tss_busy() {
 /// running in between (emulator.flat's "cross-page mmio write").
 #[test]
 fn a_store_crossing_mmio_pages_goes_out_in_two_fragments() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    vm.p.write(RAM + 0x1000, &[0x66, 0x89, 0x03]); // mov [ebx], ax
-    let mut r = vm.regs();
-    r.rbx = 0xd000_0fff;
-    r.rax = 0x88aa;
-    vm.set_regs(&r);
-    vm.exits(vec![
-        Exit::ept(0xd000_0fff, 2),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
+    let mut vm = Vm::protected(false, false);
+    // mov [ebx], ax
+    vm.code(&[0x66, 0x89, 0x03], |r| {
+        r.rbx = 0xd000_0fff;
+        r.rax = 0x88aa;
+    });
+    vm.exits(vec![Exit::ept(0xd000_0fff, 2), hlt()]);
     for (addr, byte) in [(0xd000_0fffu64, 0xaau8), (0xd000_1000, 0x88)] {
-        assert_eq!(vm.run(), Ok(0));
-        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
-        assert_eq!((vm.u64_at(32), vm.u32_at(48), vm.run[52]), (addr, 1, 1));
+        assert_eq!(vm.run_to_mmio(), (addr, 1, 1));
         assert_eq!(vm.run[40], byte);
     }
     assert_eq!(vm.run(), Ok(0));
@@ -1137,12 +1127,11 @@ fn a_store_crossing_mmio_pages_goes_out_in_two_fragments() {
 /// taken.
 #[test]
 fn cr4_bits_follow_the_guests_cpuid() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, false);
     const PCIDE: u64 = 1 << 17;
     // mov cr4, rax (CR 4, MOV to CR, GPR 0).
     let mov_cr4 = || Exit::new(ExitReason::CrAccess, 3, 4).with(|r, _| r.rax = PCIDE);
-    vm.exits(vec![mov_cr4(), Exit::new(ExitReason::Hlt, 1, 0)]);
+    vm.exits(vec![mov_cr4(), hlt()]);
     assert_eq!(vm.run(), Ok(0));
     let e = vm.entries();
     assert_eq!(e[1].injected, 0x8000_0b0d, "no PCID in CPUID: #GP(0)");
@@ -1159,7 +1148,7 @@ fn cr4_bits_follow_the_guests_cpuid() {
         padding: [0; 3],
     };
     vm.set_cpuid(&[leaf1]);
-    vm.exits(vec![mov_cr4(), Exit::new(ExitReason::Hlt, 1, 0)]);
+    vm.exits(vec![mov_cr4(), hlt()]);
     assert_eq!(vm.run(), Ok(0));
     let e = vm.entries();
     assert_eq!(e.last().unwrap().injected & (1 << 31), 0, "taken");
@@ -1197,9 +1186,7 @@ fn hyperv_hypercall_msr_installs_the_hypercall_page() {
             r.rdx = 0;
         })
     };
-    let hlt = || Exit::new(ExitReason::Hlt, 1, 0);
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, false);
     vm.p.write(RAM + 0x5000, &[0xaa; 8]);
 
     // Without a guest OS id: the enable is ignored (no #GP), VMCALL stays
@@ -1284,29 +1271,16 @@ fn hyperv_hypercall_msr_installs_the_hypercall_page() {
 /// bit, and CS and EIP are loaded when the instruction completes.
 #[test]
 fn far_jmp_through_mmio_loads_cs() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, false);
     // GDT at 0x2000: entry 3 (0x18) a flat 32-bit code segment, DPL 0,
     // execute/read, not yet accessed (SDM vol. 3 figure 3-8).
     let code: [u8; 8] = [0xff, 0xff, 0x00, 0x00, 0x00, 0x9a, 0xcf, 0x00];
-    vm.p.write(RAM + 0x2000 + 0x18, &code);
-    let mut s = vm.sregs();
-    s.gdt.base = 0x2000;
-    s.gdt.limit = 0x27;
-    vm.set_sregs(&s);
-    vm.p.write(RAM + 0x1000, &[0xff, 0x2b]); // jmp far [ebx]
-    let mut r = vm.regs();
-    r.rbx = 0xd000_0000;
-    vm.set_regs(&r);
-    vm.exits(vec![
-        Exit::ept(0xd000_0000, 1),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
+    vm.gdt(0x2000, 0x27, &[(0x18, code)]);
+    vm.code(&[0xff, 0x2b], |r| r.rbx = 0xd000_0000); // jmp far [ebx]
+    vm.exits(vec![Exit::ept(0xd000_0000, 1), hlt()]);
     for (addr, len, answer) in [(0xd000_0000u64, 4, 0x3000u32), (0xd000_0004, 2, 0x18)] {
-        assert_eq!(vm.run(), Ok(0));
-        assert_eq!(vm.exit_reason(), KVM_EXIT_MMIO);
-        assert_eq!((vm.u64_at(32), vm.u32_at(48), vm.run[52]), (addr, len, 0));
-        vm.run[40..44].copy_from_slice(&answer.to_le_bytes());
+        assert_eq!(vm.run_to_mmio(), (addr, len, 0));
+        vm.answer_mmio(&answer.to_le_bytes());
     }
     assert_eq!(vm.run(), Ok(0));
     assert_eq!(vm.exit_reason(), KVM_EXIT_HLT);
@@ -1336,21 +1310,13 @@ fn far_jmp_through_mmio_loads_cs() {
 /// A far JMP to a data segment: #GP(selector) is injected, CS and RIP stay.
 #[test]
 fn far_jmp_to_a_data_segment_is_gp() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let mut vm = Vm::protected(false, false);
     let data: [u8; 8] = [0xff, 0xff, 0x00, 0x00, 0x00, 0x93, 0xcf, 0x00];
-    vm.p.write(RAM + 0x2000 + 0x20, &data);
-    let mut s = vm.sregs();
-    s.gdt.base = 0x2000;
-    s.gdt.limit = 0x27;
-    vm.set_sregs(&s);
+    vm.gdt(0x2000, 0x27, &[(0x20, data)]);
     // jmp far [0x3000]: the pointer in RAM.
     vm.p.write(RAM + 0x1000, &[0xff, 0x2d, 0x00, 0x30, 0x00, 0x00]);
     vm.p.write(RAM + 0x3000, &[0x00, 0x40, 0x00, 0x00, 0x20, 0x00]);
-    vm.exits(vec![
-        Exit::ept(0xd000_0000, 1),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
+    vm.exits(vec![Exit::ept(0xd000_0000, 1), hlt()]);
     assert_eq!(vm.run(), Ok(0));
     let e = vm.entries();
     assert_eq!(e[1].injected, 0x8000_0b0d, "#GP with an error code");
@@ -1363,30 +1329,16 @@ fn far_jmp_to_a_data_segment_is_gp() {
 /// destination's address in the VCPU's event ring, once per instruction.
 #[test]
 fn xadd_through_mmio_records_the_ring() {
-    let mut vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
-    vm.p.write(RAM + 0x1000, &[0x0f, 0xc1, 0x03]); // xadd [ebx], eax
-    let mut r = vm.regs();
-    r.rbx = 0xd000_0010;
-    r.rax = 5;
-    vm.set_regs(&r);
-    vm.exits(vec![
-        Exit::ept(0xd000_0010, 2),
-        Exit::new(ExitReason::Hlt, 1, 0),
-    ]);
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(
-        (vm.exit_reason(), vm.run[52]),
-        (KVM_EXIT_MMIO, 0),
-        "the read"
-    );
-    vm.run[40..44].copy_from_slice(&7u32.to_le_bytes());
-    assert_eq!(vm.run(), Ok(0));
-    assert_eq!(
-        (vm.exit_reason(), vm.run[52]),
-        (KVM_EXIT_MMIO, 1),
-        "the write"
-    );
+    let mut vm = Vm::protected(false, false);
+    // xadd [ebx], eax
+    vm.code(&[0x0f, 0xc1, 0x03], |r| {
+        r.rbx = 0xd000_0010;
+        r.rax = 5;
+    });
+    vm.exits(vec![Exit::ept(0xd000_0010, 2), hlt()]);
+    assert_eq!(vm.run_to_mmio().2, 0, "the read");
+    vm.answer_mmio(&7u32.to_le_bytes());
+    assert_eq!(vm.run_to_mmio().2, 1, "the write");
     assert_eq!(vm.u32_at(40), 12);
     let xadds: Vec<u64> = ring_entries(&vm.d)
         .iter()
@@ -1458,8 +1410,7 @@ fn hyperv_vapic_msrs_reach_the_lapic() {
     );
     assert_eq!(d[2], 0, "VP_INDEX of VCPU 0");
     // The LAPIC page agrees (KVM_GET_LAPIC: TPR at 0x80, ICR2 at 0x310).
-    assert_eq!(ioctl(&vm.d, vm.fd, Ioctl::GetLapic, BUF, &vm.p), Ok(0));
-    let page = vm.p.read(BUF, 0x400);
+    let page = vm.lapic();
     let reg = |o: usize| u32::from_le_bytes(page[o..o + 4].try_into().unwrap());
     assert_eq!(reg(0x80), 0x20);
     assert_eq!(reg(0x310), 0xff00_0000);
@@ -1488,15 +1439,15 @@ fn hyperv_vapic_msrs_reach_the_lapic() {
 /// `new_limit`) that starts at EIP 0x5000 with ESP 0x8000, EAX 0x1234 and
 /// EFLAGS 0x2 (SDM vol. 3 figure 7-2 offsets).
 fn two_tasks(new_limit: u8) -> Vm {
-    let vm = Vm::new(false, false);
-    vm.protected_mode(0x1000);
+    let vm = Vm::protected(false, false);
     let code: [u8; 8] = [0xff, 0xff, 0x00, 0x00, 0x00, 0x9b, 0xcf, 0x00];
     let data: [u8; 8] = [0xff, 0xff, 0x00, 0x00, 0x00, 0x93, 0xcf, 0x00];
     let old_tss: [u8; 8] = [0x67, 0x00, 0x00, 0x30, 0x00, 0x8b, 0x00, 0x00];
     let new_tss: [u8; 8] = [new_limit, 0x00, 0x00, 0x31, 0x00, 0x89, 0x00, 0x00];
-    for (sel, d) in [(0x08, code), (0x10, data), (0x18, old_tss), (0x20, new_tss)] {
-        vm.p.write(RAM + 0x2000 + sel, &d);
-    }
+    vm.descriptors(
+        0x2000,
+        &[(0x08, code), (0x10, data), (0x18, old_tss), (0x20, new_tss)],
+    );
     let mut t = [0u8; 0x68];
     let mut put = |off: usize, v: u32| t[off..off + 4].copy_from_slice(&v.to_le_bytes());
     put(0x20, 0x5000); // EIP
@@ -1507,22 +1458,20 @@ fn two_tasks(new_limit: u8) -> Vm {
         put(off, sel); // ES, CS, SS, DS
     }
     vm.p.write(RAM + 0x3100, &t);
-    let mut s = vm.sregs();
-    s.gdt.base = 0x2000;
-    s.gdt.limit = 0x27;
-    s.tr = kvm_segment {
-        base: 0x3000,
-        limit: 0x67,
-        selector: 0x18,
-        r#type: 11,
-        present: 1,
-        s: 0,
-        ..s.cs
-    };
-    vm.set_sregs(&s);
-    let mut r = vm.regs();
-    r.rax = 0xaaaa;
-    vm.set_regs(&r);
+    vm.edit_sregs(|s| {
+        s.gdt.base = 0x2000;
+        s.gdt.limit = 0x27;
+        s.tr = kvm_segment {
+            base: 0x3000,
+            limit: 0x67,
+            selector: 0x18,
+            r#type: 11,
+            present: 1,
+            s: 0,
+            ..s.cs
+        };
+    });
+    vm.edit_regs(|r| r.rax = 0xaaaa);
     vm
 }
 
@@ -1541,7 +1490,7 @@ fn call_to_a_tss_switches_tasks() {
     let seen = dr7.clone();
     vm.exits(vec![
         Exit::new(ExitReason::TaskSwitch, 7, 0x20).with(|_, v| v.write(guest::DR7, 0x4ff)),
-        Exit::new(ExitReason::Hlt, 1, 0).with(move |_, v| {
+        hlt().with(move |_, v| {
             let ldtr_ar = v.read(guest::LDTR_ACCESS_RIGHTS);
             seen.store(v.read(guest::DR7) | (ldtr_ar << 32), Ordering::Relaxed);
         }),
@@ -1599,7 +1548,7 @@ fn exception_through_a_task_gate_pushes_its_error_code() {
     let mut vm = two_tasks(0x67);
     vm.exits(vec![
         Exit::new(ExitReason::TaskSwitch, 0, (3 << 30) | 0x20).during_delivery(0x8000_0b0d, 0x1234),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        hlt(),
     ]);
     assert_eq!(vm.run(), Ok(0));
     let e = vm.entries();
@@ -1620,7 +1569,7 @@ fn jmp_to_a_short_tss_is_ts() {
     let mut vm = two_tasks(0x66);
     vm.exits(vec![
         Exit::new(ExitReason::TaskSwitch, 7, (2 << 30) | 0x20),
-        Exit::new(ExitReason::Hlt, 1, 0),
+        hlt(),
     ]);
     assert_eq!(vm.run(), Ok(0));
     let e = vm.entries();

@@ -6,38 +6,9 @@
 
 mod common;
 
-use common::Mock;
-use kvm_x86_emulate::{
-    Context, Exception, Mode, Outcome, Registers, Rflags, Seg, Unhandleable, emulate,
-};
-
-const RIP: u64 = 0x1000;
-const RAX: usize = 0;
-const RCX: usize = 1;
-const RDX: usize = 2;
-const RBX: usize = 3;
-const RSP: usize = 4;
-const RBP: usize = 5;
-const RSI: usize = 6;
-const RDI: usize = 7;
-
-fn run(
-    mode: Mode,
-    code: &[u8],
-    set: impl FnOnce(&mut Registers, &mut Mock),
-) -> (Context, Mock, Result<Outcome, Unhandleable>) {
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    let mut mock = Mock::new();
-    mock.map(RIP, code);
-    set(&mut regs, &mut mock);
-    let mut ctx = Context::new(mode, regs);
-    let out = emulate(&mut ctx, &mut mock);
-    (ctx, mock, out)
-}
+use common::gpr::{RAX, RBP, RBX, RCX, RDI, RDX, RSI, RSP};
+use common::{RIP, flat_data_limits as flat_data, run};
+use kvm_x86_emulate::{Exception, Mode, Outcome, Rflags, Seg, Unhandleable};
 
 #[test] // mov rax, [rax+rax]
 fn mov_r64_m64() {
@@ -432,11 +403,7 @@ fn lmsw_keeps_pe() {
 #[test] // mov ss, ax (real mode) opens an interrupt shadow; sti too
 fn interrupt_shadows() {
     let (ctx, m, out) = run(Mode::Real, &[0x8e, 0xd0], |r, _| r.gpr[RAX] = 0x18);
-    let loaded: Vec<_> = m
-        .loaded_segs
-        .iter()
-        .map(|(s, c)| (*s, c.selector))
-        .collect();
+    let loaded = m.loaded_selectors();
     assert_eq!(
         (out, ctx.shadow, loaded),
         (
@@ -676,17 +643,6 @@ fn sysexit_cpl3_gp() {
         m.msrs.insert(0x174, 0x10);
     });
     assert_eq!(out, Ok(Outcome::Exception(Exception::GeneralProtection(0))));
-}
-
-fn flat_data(limit: u32) -> kvm_x86_emulate::SegmentLimits {
-    kvm_x86_emulate::SegmentLimits {
-        limit,
-        expand_down: false,
-        big: true,
-        writable: true,
-        readable: true,
-        usable: true,
-    }
 }
 
 #[test] // mov eax, [ebx] with the dword crossing DS's limit: #GP(0)

@@ -9,19 +9,14 @@
 
 mod common;
 
-use common::{Mock, descriptor, table};
+use common::gpr::RSP;
+use common::{
+    DATA, Mock, RIP, Run, STACK, descriptor, flat_descriptors, run_segmented, segmented_mock, table,
+};
 use kvm_x86_emulate::{
-    Context, Exception, Mode, Outcome, Registers, Rflags, Seg, SegmentCache, Unhandleable, emulate,
+    Exception, Mode, Outcome, Registers, Rflags, Seg, SegmentCache, Unhandleable,
 };
 
-const RIP: u64 = 0x1000;
-const RBX: usize = 3;
-const RSP: usize = 4;
-const DATA: u64 = 0x2000;
-const GDT: u64 = 0x4000;
-const STACK: u64 = 0x8000;
-const MSR_EFER: u32 = 0xc000_0080;
-const EFER_LONG: u64 = 0x500;
 const UNUSABLE: u32 = 1 << 16;
 
 const KERNEL_CS: u16 = 0x08;
@@ -42,52 +37,29 @@ const AR_USER_CODE64: u32 = 0xa0fb;
 const AR_USER_DATA: u32 = 0xc0f3;
 const AR_DATA: u32 = 0xc093;
 
+/// The flat descriptors (0x08-0x28) and this file's others.
 fn gdt() -> Vec<u8> {
-    table(
-        32,
-        &[
-            (1, descriptor(0, 0xfffff, 0x9b, 0xa)),  // 0x08 code64 DPL 0
-            (2, descriptor(0, 0xfffff, 0x93, 0xc)),  // 0x10 data DPL 0
-            (3, descriptor(0, 0xfffff, 0x9b, 0xc)),  // 0x18 code32 DPL 0
-            (4, descriptor(0, 0xfffff, 0xfb, 0xa)),  // 0x20 code64 DPL 3
-            (5, descriptor(0, 0xfffff, 0xf3, 0xc)),  // 0x28 data DPL 3
-            (8, descriptor(0, 0xfffff, 0x9f, 0xc)),  // 0x40 conforming code DPL 0
-            (11, descriptor(0, 0, 0x8c, 0)),         // 0x58 call gate
-            (12, descriptor(0, 0xfffff, 0x1b, 0xa)), // 0x60 code64, not present
-            (13, descriptor(0, 0xfffff, 0x9b, 0xe)), // 0x68 L and D
-            (15, descriptor(0, 0xfffff, 0xff, 0xc)), // 0x78 conforming code DPL 3
-            (16, descriptor(0x10000, 0xfff, 0x9b, 0x4)), // 0x80 code32, limit 0xfff
-        ],
-    )
+    let mut entries = flat_descriptors();
+    entries.extend([
+        (8, descriptor(0, 0xfffff, 0x9f, 0xc)), // 0x40 conforming code DPL 0
+        (11, descriptor(0, 0, 0x8c, 0)),        // 0x58 call gate
+        (12, descriptor(0, 0xfffff, 0x1b, 0xa)), // 0x60 code64, not present
+        (13, descriptor(0, 0xfffff, 0x9b, 0xe)), // 0x68 L and D
+        (15, descriptor(0, 0xfffff, 0xff, 0xc)), // 0x78 conforming code DPL 3
+        (16, descriptor(0x10000, 0xfff, 0x9b, 0x4)), // 0x80 code32, limit 0xfff
+    ]);
+    table(32, &entries)
 }
 
-fn run(
-    mode: Mode,
-    code: &[u8],
-    set: impl FnOnce(&mut Registers, &mut Mock),
-) -> (Context, Mock, Result<Outcome, Unhandleable>) {
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    regs.gpr[RBX] = DATA;
-    regs.gpr[RSP] = STACK + 0x100;
-    let mut m = Mock::new();
-    m.map(RIP, code)
-        .map(GDT, &gdt())
-        .map(DATA, &[0; 0x20])
-        .map(STACK, &[0; 0x200]);
-    m.gdtr = Some((GDT, 0xff));
+/// The segment tests' layout with this GDT; in 64-bit mode CS is the
+/// 64-bit kernel code segment.
+fn run(mode: Mode, code: &[u8], set: impl FnOnce(&mut Registers, &mut Mock)) -> Run {
+    let mut m = segmented_mock(mode, code, &gdt());
     if mode == Mode::Prot64 {
-        m.msrs.insert(MSR_EFER, EFER_LONG);
         m.seg_sel[1] = KERNEL_CS;
         m.seg_ar[1] = AR_CODE64;
     }
-    set(&mut regs, &mut m);
-    let mut ctx = Context::new(mode, regs);
-    let out = emulate(&mut ctx, &mut m);
-    (ctx, m, out)
+    run_segmented(mode, m, set)
 }
 
 /// A far pointer at DATA: offset of `off.len()` bytes, then the selector.
@@ -111,7 +83,7 @@ const LJMP64: [u8; 3] = [0x48, 0xff, 0x2b];
 /// ljmp *[rbx] (FF /5)
 const LJMP: [u8; 2] = [0xff, 0x2b];
 
-fn assert_fault(r: (Context, Mock, Result<Outcome, Unhandleable>), e: Exception) {
+fn assert_fault(r: Run, e: Exception) {
     let (ctx, m, out) = r;
     assert_eq!(out, Ok(Outcome::Exception(e)));
     assert_eq!(ctx.regs.rip, RIP);
@@ -293,11 +265,7 @@ fn retf_outer_level() {
     assert_eq!(out, Ok(Outcome::Done));
     assert_eq!(ctx.regs.rip, 0x40_0000);
     assert_eq!(ctx.regs.gpr[RSP], 0x9008);
-    let loaded: Vec<_> = m
-        .loaded_segs
-        .iter()
-        .map(|(s, c)| (*s, c.selector))
-        .collect();
+    let loaded = m.loaded_selectors();
     assert_eq!(
         loaded,
         vec![(Seg::Cs, USER_CS | 3), (Seg::Ss, USER_DS | 3), (Seg::Ds, 0)]
@@ -389,11 +357,7 @@ fn iretq_same_level_cpl3_flags() {
     assert_eq!(out, Ok(Outcome::Done));
     assert_eq!(ctx.regs.rflags, 0x2 | 0x1 | (1 << 14));
     assert_eq!(ctx.regs.gpr[RSP], 0x6000);
-    let loaded: Vec<_> = m
-        .loaded_segs
-        .iter()
-        .map(|(s, c)| (*s, c.selector))
-        .collect();
+    let loaded = m.loaded_selectors();
     assert_eq!(loaded, vec![(Seg::Cs, USER_CS | 3), (Seg::Ss, USER_DS | 3)]);
 }
 

@@ -7,69 +7,31 @@
 
 mod common;
 
-use common::Mock;
-use kvm_x86_emulate::{
-    Context, EmulatorOps, Exception, Mode, OpError, Outcome, Registers, Seg, Unhandleable, emulate,
+use common::gpr::{RAX, RBX};
+use common::{
+    DATA, EFER_LONG, GDT, MSR_EFER, Mock, RIP, Run, descriptor, mock_with_code, run_with, table,
 };
-
-const RIP: u64 = 0x1000;
-const RAX: usize = 0;
-const RBX: usize = 3;
-const GDT: u64 = 0x4000;
-const DATA: u64 = 0x2000;
-const MSR_EFER: u32 = 0xc000_0080;
-/// EFER with LME and LMA.
-const EFER_LONG: u64 = 0x500;
+use kvm_x86_emulate::{EmulatorOps, Exception, Mode, OpError, Outcome, Registers, Unhandleable};
 
 /// ltr ax
 const LTR_AX: [u8; 3] = [0x0f, 0x00, 0xd8];
 /// ltr [rbx] / ltr [ebx] / (16-bit) ltr [bp+di]: ModRM 0x1b
 const LTR_MEM_BX: [u8; 3] = [0x0f, 0x00, 0x1b];
 
-/// An 8-byte segment descriptor.
-fn desc(base: u32, limit: u32, access: u8, flags: u8) -> u64 {
-    u64::from(limit & 0xffff)
-        | (u64::from(base & 0x00ff_ffff) << 16)
-        | (u64::from(access) << 40)
-        | (u64::from((limit >> 16) & 0xf) << 48)
-        | (u64::from(flags & 0xf) << 52)
-        | (u64::from(base >> 24) << 56)
-}
-
-/// A GDT of 8 slots (64 bytes) with `entries` at (index, qword).
+/// A GDT of 8 slots (64 bytes), the size GDTR gives.
 fn gdt(entries: &[(usize, u64)]) -> Vec<u8> {
-    let mut g = vec![0u8; 64];
-    for &(i, d) in entries {
-        g[i * 8..i * 8 + 8].copy_from_slice(&d.to_le_bytes());
-    }
-    g
+    table(8, entries)
 }
 
-fn run(
-    mode: Mode,
-    code: &[u8],
-    set: impl FnOnce(&mut Registers, &mut Mock),
-) -> (Context, Mock, Result<Outcome, Unhandleable>) {
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    let mut mock = Mock::new();
-    mock.map(RIP, code);
+/// `code` at RIP, GDTR = (GDT, 63); the GDT itself is mapped by `set`.
+fn run(mode: Mode, code: &[u8], set: impl FnOnce(&mut Registers, &mut Mock)) -> Run {
+    let mut mock = mock_with_code(code);
     mock.gdtr = Some((GDT, 63));
-    set(&mut regs, &mut mock);
-    let mut ctx = Context::new(mode, regs);
-    let out = emulate(&mut ctx, &mut mock);
-    (ctx, mock, out)
+    run_with(mode, mock, set)
 }
 
 /// `ltr ax` with AX = `sel` and `entries` in the GDT.
-fn ltr_reg(
-    mode: Mode,
-    sel: u16,
-    entries: &[(usize, u64)],
-) -> (Context, Mock, Result<Outcome, Unhandleable>) {
+fn ltr_reg(mode: Mode, sel: u16, entries: &[(usize, u64)]) -> Run {
     let g = gdt(entries);
     run(mode, &LTR_AX, |r, m| {
         r.gpr[RAX] = 0xffff_0000 | u64::from(sel);
@@ -81,7 +43,7 @@ fn ltr_reg(
 }
 
 /// A fault: no TR load, no GDT write, RIP unchanged.
-fn assert_fault(r: (Context, Mock, Result<Outcome, Unhandleable>), e: Exception) {
+fn assert_fault(r: Run, e: Exception) {
     let (ctx, m, out) = r;
     assert_eq!(out, Ok(Outcome::Exception(e)));
     assert_eq!(ctx.regs.rip, RIP);
@@ -95,7 +57,7 @@ const TSS16: u8 = 0x81;
 
 #[test] // ltr ax in 32-bit protected mode: TR loaded, busy bit in the GDT, RIP advanced
 fn ltr_reg_prot32() {
-    let d = desc(0x1234_5678, 0x67, TSS32, 0);
+    let d = descriptor(0x1234_5678, 0x67, TSS32, 0);
     let (ctx, m, out) = ltr_reg(Mode::Prot32, 0x18, &[(3, d)]);
     assert_eq!(out, Ok(Outcome::Done));
     assert_eq!(ctx.regs.rip, RIP + 3);
@@ -103,7 +65,7 @@ fn ltr_reg_prot32() {
     assert_eq!(m.writes, vec![(GDT + 0x18 + 5, vec![TSS32_BUSY])]);
     assert_eq!(
         &m.region(GDT)[0x18..0x20],
-        &desc(0x1234_5678, 0x67, TSS32_BUSY, 0).to_le_bytes()
+        &descriptor(0x1234_5678, 0x67, TSS32_BUSY, 0).to_le_bytes()
     );
     // The register's upper bits and RPL are ignored / kept in TR.
     let (_, m, out) = ltr_reg(Mode::Prot32, 0x1b, &[(3, d)]);
@@ -113,7 +75,7 @@ fn ltr_reg_prot32() {
 
 #[test] // ltr [ebx]: the selector comes from memory (2 bytes read), G = 1, AVL, DPL 3
 fn ltr_mem_prot32_granularity() {
-    let d = desc(0xfedc_b000, 0x1_2345, 0xe9, 0x9);
+    let d = descriptor(0xfedc_b000, 0x1_2345, 0xe9, 0x9);
     let g = gdt(&[(5, d)]);
     let (ctx, m, out) = run(Mode::Prot32, &LTR_MEM_BX, |r, m| {
         r.gpr[RBX] = DATA;
@@ -132,7 +94,7 @@ fn ltr_mem_prot32_granularity() {
 
 #[test] // the GDT is read at GDTR.base + index (linear), DS base applies to the operand only
 fn ltr_mem_segment_base() {
-    let d = desc(0x9000, 0x67, TSS32, 0);
+    let d = descriptor(0x9000, 0x67, TSS32, 0);
     let g = gdt(&[(1, d)]);
     let (_, m, out) = run(Mode::Prot32, &LTR_MEM_BX, |r, m| {
         r.gpr[RBX] = 0x10;
@@ -147,7 +109,7 @@ fn ltr_mem_segment_base() {
 
 #[test] // a 16-bit available TSS (type 1) outside IA-32e mode becomes type 3
 fn ltr_tss16_prot16() {
-    let d = desc(0x3000, 0x2b, TSS16, 0);
+    let d = descriptor(0x3000, 0x2b, TSS16, 0);
     let g = gdt(&[(2, d)]);
     let (ctx, m, out) = run(Mode::Prot16, &LTR_MEM_BX, |r, m| {
         // 16-bit addressing: ModRM 0x1b is [bp+di] (SS, base 0).
@@ -164,7 +126,7 @@ fn ltr_tss16_prot16() {
 
 #[test] // 64-bit mode: 16-byte descriptor, base[63:32] from the upper half
 fn ltr_64bit_16_byte_descriptor() {
-    let lo = desc(0x8765_4321, 0x67, TSS32, 0);
+    let lo = descriptor(0x8765_4321, 0x67, TSS32, 0);
     let hi = 0xffff_8000u64;
     let (ctx, m, out) = ltr_reg(Mode::Prot64, 0x20, &[(4, lo), (5, hi)]);
     assert_eq!(out, Ok(Outcome::Done));
@@ -178,7 +140,7 @@ fn ltr_64bit_16_byte_descriptor() {
 
 #[test] // 64-bit mode with REX.W and a memory operand: still a 2-byte read
 fn ltr_64bit_mem_rexw() {
-    let lo = desc(0x1000, 0x67, TSS32, 0);
+    let lo = descriptor(0x1000, 0x67, TSS32, 0);
     let g = gdt(&[(2, lo), (3, 1)]);
     let (_, m, out) = run(Mode::Prot64, &[0x48, 0x0f, 0x00, 0x1b], |r, m| {
         r.gpr[RBX] = DATA;
@@ -192,7 +154,7 @@ fn ltr_64bit_mem_rexw() {
 
 #[test] // compatibility mode (Prot32 with EFER.LMA): 16-byte descriptors, no 16-bit TSS
 fn ltr_compat_mode_is_ia32e() {
-    let lo = desc(0x5000, 0x67, TSS32, 0);
+    let lo = descriptor(0x5000, 0x67, TSS32, 0);
     let g = gdt(&[(2, lo), (3, 0x7)]);
     let (_, m, out) = run(Mode::Prot32, &LTR_AX, |r, m| {
         r.gpr[RAX] = 0x10;
@@ -210,7 +172,7 @@ fn ltr_compat_mode_is_ia32e() {
     assert_eq!(out, Ok(Outcome::Done));
     assert_eq!(m.tr_loads, vec![(0x10, 0x5000, 0x67, 0x8b)]);
     // A 16-bit TSS in compatibility mode: #GP(selector).
-    let g16 = gdt(&[(2, desc(0x5000, 0x67, TSS16, 0))]);
+    let g16 = gdt(&[(2, descriptor(0x5000, 0x67, TSS16, 0))]);
     let (ctx, m, out) = run(Mode::Prot32, &LTR_AX, |r, m| {
         r.gpr[RAX] = 0x10;
         m.map(GDT, &g16);
@@ -221,7 +183,7 @@ fn ltr_compat_mode_is_ia32e() {
 
 #[test] // real-address and virtual-8086 mode: #UD (before the CPL check)
 fn ltr_ud_real_vm86() {
-    let d = desc(0x1000, 0x67, TSS32, 0);
+    let d = descriptor(0x1000, 0x67, TSS32, 0);
     for mode in [Mode::Real, Mode::Vm86] {
         assert_fault(ltr_reg(mode, 0x18, &[(3, d)]), Exception::InvalidOpcode);
     }
@@ -238,7 +200,7 @@ fn ltr_lock_ud() {
 
 #[test] // CPL 1-3: #GP(0), the operand is not read
 fn ltr_cpl_gp0() {
-    let d = desc(0x1000, 0x67, TSS32, 0);
+    let d = descriptor(0x1000, 0x67, TSS32, 0);
     let g = gdt(&[(3, d)]);
     for cpl in 1..=3 {
         let (ctx, m, out) = run(Mode::Prot32, &LTR_MEM_BX, |r, m| {
@@ -263,7 +225,7 @@ fn ltr_null_selector_gp0() {
 
 #[test] // TI = 1 (an LDT selector): #GP(selector & 0xfffc), even with index 0
 fn ltr_ldt_selector_gp() {
-    let d = desc(0x1000, 0x67, TSS32, 0);
+    let d = descriptor(0x1000, 0x67, TSS32, 0);
     assert_fault(
         ltr_reg(Mode::Prot32, 0x1f, &[(3, d)]),
         Exception::GeneralProtection(0x1c),
@@ -276,7 +238,7 @@ fn ltr_ldt_selector_gp() {
 
 #[test] // beyond the GDT limit: #GP(selector & 0xfffc); the last 8 (16) bytes must fit
 fn ltr_beyond_limit_gp() {
-    let d = desc(0x1000, 0x67, TSS32, 0);
+    let d = descriptor(0x1000, 0x67, TSS32, 0);
     // Limit 0x1e: slot 3 (0x18..0x1f) ends one byte past it.
     let g = gdt(&[(3, d)]);
     let (ctx, m, out) = run(Mode::Prot32, &LTR_AX, |r, m| {
@@ -315,7 +277,7 @@ fn ltr_not_available_tss_gp() {
     accesses.extend((0..16u8).filter(|t| *t != 9 && *t != 1).map(|t| 0x80 | t));
     for a in accesses {
         for mode in [Mode::Prot32, Mode::Prot64] {
-            let d = desc(0x1000, 0x67, a, 0);
+            let d = descriptor(0x1000, 0x67, a, 0);
             assert_fault(
                 ltr_reg(mode, 0x1b, &[(3, d)]),
                 Exception::GeneralProtection(0x18),
@@ -323,7 +285,7 @@ fn ltr_not_available_tss_gp() {
         }
     }
     // A 16-bit TSS is not available in 64-bit mode.
-    let d = desc(0x1000, 0x67, TSS16, 0);
+    let d = descriptor(0x1000, 0x67, TSS16, 0);
     assert_fault(
         ltr_reg(Mode::Prot64, 0x18, &[(3, d)]),
         Exception::GeneralProtection(0x18),
@@ -333,14 +295,14 @@ fn ltr_not_available_tss_gp() {
 #[test] // a TSS that is not present: #NP(selector & 0xfffc) (after the type check)
 fn ltr_not_present_np() {
     for mode in [Mode::Prot16, Mode::Prot32, Mode::Prot64] {
-        let d = desc(0x1000, 0x67, TSS32 & 0x7f, 0);
+        let d = descriptor(0x1000, 0x67, TSS32 & 0x7f, 0);
         assert_fault(
             ltr_reg(mode, 0x1a, &[(3, d)]),
             Exception::SegmentNotPresent(0x18),
         );
     }
     // Not present and busy: the type check comes first.
-    let d = desc(0x1000, 0x67, TSS32_BUSY & 0x7f, 0);
+    let d = descriptor(0x1000, 0x67, TSS32_BUSY & 0x7f, 0);
     assert_fault(
         ltr_reg(Mode::Prot32, 0x18, &[(3, d)]),
         Exception::GeneralProtection(0x18),
@@ -349,7 +311,7 @@ fn ltr_not_present_np() {
 
 #[test] // IA-32e mode: a non-canonical base is #GP(selector & 0xfffc)
 fn ltr_64bit_non_canonical_gp() {
-    let lo = desc(0x1000, 0x67, TSS32, 0);
+    let lo = descriptor(0x1000, 0x67, TSS32, 0);
     for hi in [0x0000_8000u64, 0x1234_0000, 0xffff_7fff] {
         assert_fault(
             ltr_reg(Mode::Prot64, 0x11, &[(2, lo), (3, hi)]),
@@ -365,7 +327,7 @@ fn ltr_64bit_non_canonical_gp() {
 
 #[test] // IA-32e mode: a non-zero type in the upper 8 bytes is #GP(selector & 0xfffc)
 fn ltr_64bit_upper_type_gp() {
-    let lo = desc(0x1000, 0x67, TSS32, 0);
+    let lo = descriptor(0x1000, 0x67, TSS32, 0);
     for t in 1..32u64 {
         assert_fault(
             ltr_reg(Mode::Prot64, 0x10, &[(2, lo), (3, t << 40)]),
@@ -376,7 +338,7 @@ fn ltr_64bit_upper_type_gp() {
 
 #[test] // the selector in MMIO (kvm-unit-tests test_ltr): pending I/O, nothing changed
 fn ltr_selector_in_mmio() {
-    let d = desc(0x1000, 0x67, TSS32, 0);
+    let d = descriptor(0x1000, 0x67, TSS32, 0);
     let g = gdt(&[(3, d)]);
     let (ctx, m, out) = run(Mode::Prot64, &LTR_MEM_BX, |r, m| {
         r.gpr[RBX] = DATA;
@@ -406,112 +368,23 @@ fn ltr_gdt_page_faults() {
 struct NoTr(Mock);
 
 impl EmulatorOps for NoTr {
-    fn read(&mut self, a: u64, b: &mut [u8]) -> Result<(), OpError> {
-        self.0.read(a, b)
-    }
-    fn write(&mut self, a: u64, d: &[u8]) -> Result<(), OpError> {
-        self.0.write(a, d)
-    }
-    fn cmpxchg(&mut self, a: u64, e: &mut [u8], n: &[u8]) -> Result<bool, OpError> {
-        self.0.cmpxchg(a, e, n)
-    }
-    fn fetch(&mut self, a: u64, b: &mut [u8]) -> Result<usize, OpError> {
-        self.0.fetch(a, b)
-    }
-    fn io_in(&mut self, p: u16, s: u8) -> Result<u32, OpError> {
-        self.0.io_in(p, s)
-    }
-    fn io_out(&mut self, p: u16, s: u8, v: u32) -> Result<(), OpError> {
-        self.0.io_out(p, s, v)
-    }
-    fn cpl(&self) -> u8 {
-        self.0.cpl()
-    }
-    fn segment_base(&self, s: Seg) -> u64 {
-        self.0.segment_base(s)
-    }
-    fn segment_selector(&self, s: Seg) -> u16 {
-        self.0.segment_selector(s)
-    }
-    fn read_cr(&mut self, n: u8) -> Result<u64, OpError> {
-        self.0.read_cr(n)
-    }
-    fn write_cr(&mut self, n: u8, v: u64) -> Result<(), OpError> {
-        self.0.write_cr(n, v)
-    }
-    fn read_dr(&mut self, n: u8) -> Result<u64, OpError> {
-        self.0.read_dr(n)
-    }
-    fn write_dr(&mut self, n: u8, v: u64) -> Result<(), OpError> {
-        self.0.write_dr(n, v)
-    }
-    fn read_msr(&mut self, m: u32) -> Result<u64, OpError> {
-        self.0.read_msr(m)
-    }
-    fn write_msr(&mut self, m: u32, v: u64) -> Result<(), OpError> {
-        self.0.write_msr(m, v)
-    }
+    common::delegate_required_ops!();
 }
 
 /// `gdtr` only, `load_tr` left at its default.
 struct GdtrOnly(NoTr);
 
 impl EmulatorOps for GdtrOnly {
-    fn read(&mut self, a: u64, b: &mut [u8]) -> Result<(), OpError> {
-        self.0.read(a, b)
-    }
-    fn write(&mut self, a: u64, d: &[u8]) -> Result<(), OpError> {
-        self.0.write(a, d)
-    }
-    fn cmpxchg(&mut self, a: u64, e: &mut [u8], n: &[u8]) -> Result<bool, OpError> {
-        self.0.cmpxchg(a, e, n)
-    }
-    fn fetch(&mut self, a: u64, b: &mut [u8]) -> Result<usize, OpError> {
-        self.0.fetch(a, b)
-    }
-    fn io_in(&mut self, p: u16, s: u8) -> Result<u32, OpError> {
-        self.0.io_in(p, s)
-    }
-    fn io_out(&mut self, p: u16, s: u8, v: u32) -> Result<(), OpError> {
-        self.0.io_out(p, s, v)
-    }
-    fn cpl(&self) -> u8 {
-        self.0.cpl()
-    }
-    fn segment_base(&self, s: Seg) -> u64 {
-        self.0.segment_base(s)
-    }
-    fn segment_selector(&self, s: Seg) -> u16 {
-        self.0.segment_selector(s)
-    }
-    fn read_cr(&mut self, n: u8) -> Result<u64, OpError> {
-        self.0.read_cr(n)
-    }
-    fn write_cr(&mut self, n: u8, v: u64) -> Result<(), OpError> {
-        self.0.write_cr(n, v)
-    }
-    fn read_dr(&mut self, n: u8) -> Result<u64, OpError> {
-        self.0.read_dr(n)
-    }
-    fn write_dr(&mut self, n: u8, v: u64) -> Result<(), OpError> {
-        self.0.write_dr(n, v)
-    }
-    fn read_msr(&mut self, m: u32) -> Result<u64, OpError> {
-        self.0.read_msr(m)
-    }
-    fn write_msr(&mut self, m: u32, v: u64) -> Result<(), OpError> {
-        self.0.write_msr(m, v)
-    }
+    common::delegate_required_ops!();
     fn gdtr(&mut self) -> Result<(u64, u16), OpError> {
         Ok((GDT, 63))
     }
 }
 
 fn mem_setup() -> Mock {
-    let mut m = Mock::new();
-    m.map(RIP, &LTR_MEM_BX);
+    let mut m = mock_with_code(&LTR_MEM_BX);
     m.map(DATA, &[0x18, 0]);
-    m.map(GDT, &gdt(&[(3, desc(0x1000, 0x67, TSS32, 0))]));
+    m.map(GDT, &gdt(&[(3, descriptor(0x1000, 0x67, TSS32, 0))]));
     m
 }
 
@@ -527,15 +400,7 @@ fn default_gdtr_load_tr_unhandleable() {
 
 #[test] // default gdtr: LTR is Unhandleable::Ops before any memory access
 fn ltr_default_gdtr_unhandleable_no_access() {
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    regs.gpr[RBX] = DATA;
-    let mut ops = NoTr(mem_setup());
-    let mut ctx = Context::new(Mode::Prot32, regs);
-    let out = emulate(&mut ctx, &mut ops);
+    let (ctx, ops, out) = run_with(Mode::Prot32, NoTr(mem_setup()), |r, _| r.gpr[RBX] = DATA);
     assert_eq!(out, Err(Unhandleable::Ops));
     assert_eq!(ctx.regs.rip, RIP);
     assert!(ops.0.reads.is_empty(), "reads {:?}", ops.0.reads);
@@ -544,15 +409,9 @@ fn ltr_default_gdtr_unhandleable_no_access() {
 
 #[test] // default load_tr: Unhandleable::Ops, RIP unchanged
 fn ltr_default_load_tr_unhandleable() {
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    regs.gpr[RBX] = DATA;
-    let mut ops = GdtrOnly(NoTr(mem_setup()));
-    let mut ctx = Context::new(Mode::Prot32, regs);
-    let out = emulate(&mut ctx, &mut ops);
+    let (ctx, _, out) = run_with(Mode::Prot32, GdtrOnly(NoTr(mem_setup())), |r, _| {
+        r.gpr[RBX] = DATA
+    });
     assert_eq!(out, Err(Unhandleable::Ops));
     assert_eq!(ctx.regs.rip, RIP);
 }

@@ -8,13 +8,10 @@
 
 mod common;
 
-use common::Mock;
-use kvm_x86_emulate::{Context, Exception, Mode, Outcome, Registers, Unhandleable, emulate};
+use common::gpr::{RAX, RBX};
+use common::{DATA, Mock, RIP, Run, mock_with_code, run_with};
+use kvm_x86_emulate::{EmulatorOps, Exception, Mode, Outcome, Registers, Unhandleable};
 
-const RIP: u64 = 0x1000;
-const RAX: usize = 0;
-const RBX: usize = 3;
-const DATA: u64 = 0x2000;
 /// CR0: PE, ET, NE, PG (EM and TS clear).
 const CR0: u64 = 0x8000_0031;
 /// FXSAVE offsets: FSW, abridged FTW, ST(0)/MM0.
@@ -22,18 +19,11 @@ const FSW: usize = 2;
 const FTW: usize = 4;
 const MM0: usize = 32;
 
-fn run(
-    code: &[u8],
-    set: impl FnOnce(&mut Registers, &mut Mock),
-) -> (Context, Mock, Result<Outcome, Unhandleable>) {
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    regs.gpr[RBX] = DATA;
-    let mut m = Mock::new();
-    m.map(RIP, code).map(DATA, &[0xee; 16]);
+/// `code` in 64-bit mode, RBX = DATA (16 bytes of 0xee), CR0 without EM
+/// and TS, and the FXSAVE image below.
+fn run(code: &[u8], set: impl FnOnce(&mut Registers, &mut Mock)) -> Run {
+    let mut m = mock_with_code(code);
+    m.map(DATA, &[0xee; 16]);
     m.crs[0] = CR0;
     m.fpu = vec![0; 512];
     // TOS = 5, ES clear, FTW: only ST(7) valid.
@@ -44,10 +34,10 @@ fn run(
             m.fpu[MM0 + 16 * i + b] = (0x10 * i + b) as u8;
         }
     }
-    set(&mut regs, &mut m);
-    let mut ctx = Context::new(Mode::Prot64, regs);
-    let out = emulate(&mut ctx, &mut m);
-    (ctx, m, out)
+    run_with(Mode::Prot64, m, |r, m| {
+        r.gpr[RBX] = DATA;
+        set(r, m)
+    })
 }
 
 fn mm(m: &Mock, i: usize) -> [u8; 10] {
@@ -123,7 +113,7 @@ fn movd_gpr_forms() {
 }
 
 /// The instruction faulted with `e` before touching memory or the image.
-fn assert_fault(r: (Context, Mock, Result<Outcome, Unhandleable>), e: Exception) {
+fn assert_fault(r: Run, e: Exception) {
     let (ctx, m, out) = r;
     assert_eq!(out, Ok(Outcome::Exception(e)));
     assert_eq!(ctx.regs.rip, RIP);
@@ -180,72 +170,17 @@ fn load_from_mmio_pending() {
 /// The mock without an FXSAVE image: the trait's default `fpu_read`.
 struct NoFpu(Mock);
 
-impl kvm_x86_emulate::EmulatorOps for NoFpu {
-    fn read(&mut self, a: u64, b: &mut [u8]) -> Result<(), kvm_x86_emulate::OpError> {
-        self.0.read(a, b)
-    }
-    fn write(&mut self, a: u64, d: &[u8]) -> Result<(), kvm_x86_emulate::OpError> {
-        self.0.write(a, d)
-    }
-    fn cmpxchg(
-        &mut self,
-        a: u64,
-        e: &mut [u8],
-        n: &[u8],
-    ) -> Result<bool, kvm_x86_emulate::OpError> {
-        self.0.cmpxchg(a, e, n)
-    }
-    fn fetch(&mut self, a: u64, b: &mut [u8]) -> Result<usize, kvm_x86_emulate::OpError> {
-        self.0.fetch(a, b)
-    }
-    fn io_in(&mut self, p: u16, s: u8) -> Result<u32, kvm_x86_emulate::OpError> {
-        self.0.io_in(p, s)
-    }
-    fn io_out(&mut self, p: u16, s: u8, v: u32) -> Result<(), kvm_x86_emulate::OpError> {
-        self.0.io_out(p, s, v)
-    }
-    fn cpl(&self) -> u8 {
-        0
-    }
-    fn segment_base(&self, s: kvm_x86_emulate::Seg) -> u64 {
-        self.0.segment_base(s)
-    }
-    fn segment_selector(&self, s: kvm_x86_emulate::Seg) -> u16 {
-        self.0.segment_selector(s)
-    }
-    fn read_cr(&mut self, n: u8) -> Result<u64, kvm_x86_emulate::OpError> {
-        self.0.read_cr(n)
-    }
-    fn write_cr(&mut self, n: u8, v: u64) -> Result<(), kvm_x86_emulate::OpError> {
-        self.0.write_cr(n, v)
-    }
-    fn read_dr(&mut self, n: u8) -> Result<u64, kvm_x86_emulate::OpError> {
-        self.0.read_dr(n)
-    }
-    fn write_dr(&mut self, n: u8, v: u64) -> Result<(), kvm_x86_emulate::OpError> {
-        self.0.write_dr(n, v)
-    }
-    fn read_msr(&mut self, m: u32) -> Result<u64, kvm_x86_emulate::OpError> {
-        self.0.read_msr(m)
-    }
-    fn write_msr(&mut self, m: u32, v: u64) -> Result<(), kvm_x86_emulate::OpError> {
-        self.0.write_msr(m, v)
-    }
+impl EmulatorOps for NoFpu {
+    common::delegate_required_ops!();
 }
 
 #[test] // default fpu_read: MMX moves are Unhandleable::Ops before any memory access
 fn default_fpu_ops_unhandleable() {
-    let mut ops = NoFpu(Mock::new());
-    ops.0.map(RIP, &[0x0f, 0x7f, 0x03]).map(DATA, &[0; 8]);
-    ops.0.crs[0] = CR0;
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    regs.gpr[RBX] = DATA;
-    let mut ctx = Context::new(Mode::Prot64, regs);
-    assert_eq!(emulate(&mut ctx, &mut ops), Err(Unhandleable::Ops));
+    let mut m = mock_with_code(&[0x0f, 0x7f, 0x03]);
+    m.map(DATA, &[0; 8]);
+    m.crs[0] = CR0;
+    let (ctx, ops, out) = run_with(Mode::Prot64, NoFpu(m), |r, _| r.gpr[RBX] = DATA);
+    assert_eq!(out, Err(Unhandleable::Ops));
     assert_eq!(ctx.regs.rip, RIP);
     assert!(ops.0.reads.is_empty() && ops.0.writes.is_empty());
 }

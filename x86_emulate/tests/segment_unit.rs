@@ -10,23 +10,16 @@
 
 mod common;
 
-use common::{Mock, descriptor, table};
+use common::gpr::{RAX, RSP};
+use common::{
+    DATA, EFER_LONG, GDT, MSR_EFER, Mock, RIP, Run, STACK, descriptor, flat_descriptors,
+    run_segmented, segmented_mock, table,
+};
 use kvm_x86_emulate::{
-    Context, Exception, InterruptShadow, Mode, Outcome, Registers, Seg, SegmentCache, Unhandleable,
-    emulate,
+    Exception, InterruptShadow, Mode, Outcome, Registers, Seg, SegmentCache, Unhandleable,
 };
 
-const RIP: u64 = 0x1000;
-const RAX: usize = 0;
-const RBX: usize = 3;
-const RSP: usize = 4;
-const DATA: u64 = 0x2000;
-const GDT: u64 = 0x4000;
 const LDT: u64 = 0x5000;
-const STACK: u64 = 0x8000;
-const MSR_EFER: u32 = 0xc000_0080;
-/// EFER with LME and LMA.
-const EFER_LONG: u64 = 0x500;
 /// The "unusable" access-rights bit (VMCS format).
 const UNUSABLE: u32 = 1 << 16;
 
@@ -44,59 +37,26 @@ const KERNEL_CS: u16 = 0x08;
 
 /// The GDT every test gets (32 slots, limit 0xff).
 fn gdt() -> Vec<u8> {
-    table(
-        32,
-        &[
-            (1, descriptor(0, 0xfffff, 0x9b, 0xa)), // 0x08 code64 DPL 0
-            (2, descriptor(0, 0xfffff, 0x93, 0xc)), // 0x10 data DPL 0
-            (3, descriptor(0, 0xfffff, 0x9b, 0xc)), // 0x18 code32 DPL 0
-            (4, descriptor(0, 0xfffff, 0xfb, 0xa)), // 0x20 code64 DPL 3
-            (5, descriptor(0, 0xfffff, 0xf3, 0xc)), // 0x28 data DPL 3
-            (6, descriptor(0x0012_3400, 0xabcd, 0x92, 0x4)), // 0x30 not accessed, G = 0
-            (7, descriptor(0, 0xfffff, 0x13, 0xc)), // 0x38 data, not present
-            (8, descriptor(0, 0xfffff, 0x9f, 0xc)), // 0x40 conforming code DPL 0
-            (9, descriptor(0, 0xfffff, 0x99, 0xc)), // 0x48 execute-only code
-            (10, descriptor(0, 0xfffff, 0x91, 0xc)), // 0x50 read-only data
-            (11, descriptor(0, 0, 0x8c, 0)),        // 0x58 call gate
-            (14, descriptor(0, 0xfffff, 0xb3, 0xc)), // 0x70 data DPL 1
-        ],
-    )
+    let mut entries = flat_descriptors();
+    entries.extend([
+        (6, descriptor(0x0012_3400, 0xabcd, 0x92, 0x4)), // 0x30 not accessed, G = 0
+        (7, descriptor(0, 0xfffff, 0x13, 0xc)),          // 0x38 data, not present
+        (8, descriptor(0, 0xfffff, 0x9f, 0xc)),          // 0x40 conforming code DPL 0
+        (9, descriptor(0, 0xfffff, 0x99, 0xc)),          // 0x48 execute-only code
+        (10, descriptor(0, 0xfffff, 0x91, 0xc)),         // 0x50 read-only data
+        (11, descriptor(0, 0, 0x8c, 0)),                 // 0x58 call gate
+        (14, descriptor(0, 0xfffff, 0xb3, 0xc)),         // 0x70 data DPL 1
+    ]);
+    table(32, &entries)
 }
 
-fn run(
-    mode: Mode,
-    code: &[u8],
-    set: impl FnOnce(&mut Registers, &mut Mock),
-) -> (Context, Mock, Result<Outcome, Unhandleable>) {
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    regs.gpr[RBX] = DATA;
-    regs.gpr[RSP] = STACK + 0x100;
-    let mut m = Mock::new();
-    m.map(RIP, code)
-        .map(GDT, &gdt())
-        .map(DATA, &[0; 0x20])
-        .map(STACK, &[0; 0x200]);
-    m.gdtr = Some((GDT, 0xff));
-    if mode == Mode::Prot64 {
-        m.msrs.insert(MSR_EFER, EFER_LONG);
-    }
-    set(&mut regs, &mut m);
-    let mut ctx = Context::new(mode, regs);
-    let out = emulate(&mut ctx, &mut m);
-    (ctx, m, out)
+/// The segment tests' layout with this GDT.
+fn run(mode: Mode, code: &[u8], set: impl FnOnce(&mut Registers, &mut Mock)) -> Run {
+    run_segmented(mode, segmented_mock(mode, code, &gdt()), set)
 }
 
 /// `code` with the selector `sel` at DATA.
-fn with_selector(
-    mode: Mode,
-    cpl: u8,
-    code: &[u8],
-    sel: u16,
-) -> (Context, Mock, Result<Outcome, Unhandleable>) {
+fn with_selector(mode: Mode, cpl: u8, code: &[u8], sel: u16) -> Run {
     run(mode, code, |_, m| {
         m.cpl = cpl;
         m.region_mut(DATA)[..2].copy_from_slice(&sel.to_le_bytes());
@@ -120,7 +80,7 @@ fn table_writes(m: &Mock) -> Vec<(u64, Vec<u8>)> {
 }
 
 /// A fault: no segment loaded, no table write, RIP unchanged.
-fn assert_fault(r: (Context, Mock, Result<Outcome, Unhandleable>), e: Exception) {
+fn assert_fault(r: Run, e: Exception) {
     let (ctx, m, out) = r;
     assert_eq!(out, Ok(Outcome::Exception(e)));
     assert_eq!(ctx.regs.rip, RIP);

@@ -8,17 +8,10 @@
 
 mod common;
 
-use common::Mock;
-use kvm_x86_emulate::{
-    Context, EmulatorOps, Exception, Mode, OpError, Outcome, Registers, Seg, SegmentLimits,
-    Unhandleable, emulate,
-};
+use common::gpr::{RAX, RBP, RBX};
+use common::{DATA, Mock, RIP, Run, flat_data_limits, mock_with_code, run_with};
+use kvm_x86_emulate::{EmulatorOps, Exception, Mode, OpError, Outcome, Registers, Unhandleable};
 
-const RIP: u64 = 0x1000;
-const RAX: usize = 0;
-const RBX: usize = 3;
-const RBP: usize = 5;
-const DATA: u64 = 0x2000;
 /// CR0: PE, ET, NE, PG.
 const CR0: u64 = 0x8000_0031;
 /// CR4: PAE, OSFXSR.
@@ -27,90 +20,40 @@ const X1: [u8; 16] = [
     0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f,
 ];
 
-/// Implement `EmulatorOps` for a newtype over `Mock` by delegation, with
-/// `read_cr` given by `$read_cr` and the XMM methods left at their defaults.
-macro_rules! impl_delegate {
-    ($t:ident, $read_cr:expr) => {
-        impl EmulatorOps for $t {
-            fn read(&mut self, a: u64, b: &mut [u8]) -> Result<(), OpError> {
-                self.0.read(a, b)
-            }
-            fn write(&mut self, a: u64, d: &[u8]) -> Result<(), OpError> {
-                self.0.write(a, d)
-            }
-            fn cmpxchg(&mut self, a: u64, e: &mut [u8], n: &[u8]) -> Result<bool, OpError> {
-                self.0.cmpxchg(a, e, n)
-            }
-            fn fetch(&mut self, a: u64, b: &mut [u8]) -> Result<usize, OpError> {
-                self.0.fetch(a, b)
-            }
-            fn io_in(&mut self, p: u16, s: u8) -> Result<u32, OpError> {
-                self.0.io_in(p, s)
-            }
-            fn io_out(&mut self, p: u16, s: u8, v: u32) -> Result<(), OpError> {
-                self.0.io_out(p, s, v)
-            }
-            fn cpl(&self) -> u8 {
-                self.0.cpl()
-            }
-            fn segment_base(&self, s: Seg) -> u64 {
-                self.0.segment_base(s)
-            }
-            fn segment_selector(&self, s: Seg) -> u16 {
-                self.0.segment_selector(s)
-            }
-            fn read_cr(&mut self, n: u8) -> Result<u64, OpError> {
-                let f = $read_cr;
-                f(self, n)
-            }
-            fn write_cr(&mut self, n: u8, v: u64) -> Result<(), OpError> {
-                self.0.write_cr(n, v)
-            }
-            fn read_dr(&mut self, n: u8) -> Result<u64, OpError> {
-                self.0.read_dr(n)
-            }
-            fn write_dr(&mut self, n: u8, v: u64) -> Result<(), OpError> {
-                self.0.write_dr(n, v)
-            }
-            fn read_msr(&mut self, m: u32) -> Result<u64, OpError> {
-                self.0.read_msr(m)
-            }
-            fn write_msr(&mut self, m: u32, v: u64) -> Result<(), OpError> {
-                self.0.write_msr(m, v)
-            }
-        }
-    };
-}
-
 fn pattern() -> Vec<u8> {
     (0..0x1000u32).map(|i| (i * 7 + 3) as u8).collect()
 }
 
-/// `code` at RIP, a data page at DATA, RBX = DATA, XMM1 = X1, SSE enabled.
-fn run(
-    mode: Mode,
-    code: &[u8],
-    set: impl FnOnce(&mut Registers, &mut Mock),
-) -> (Context, Mock, Result<Outcome, Unhandleable>) {
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    regs.gpr[RBX] = DATA;
-    let mut mock = Mock::new();
-    mock.map(RIP, code).map(DATA, &pattern());
+/// `code` at RIP, the pattern at DATA, SSE enabled in CR0 and CR4.
+fn sse_mock(code: &[u8]) -> Mock {
+    let mut mock = mock_with_code(code);
+    mock.map(DATA, &pattern());
     mock.crs[0] = CR0;
     mock.crs[4] = CR4;
+    mock
+}
+
+/// `run_with` with RBX = DATA before `set`.
+fn run_at_data<O: EmulatorOps>(
+    mode: Mode,
+    ops: O,
+    set: impl FnOnce(&mut Registers, &mut O),
+) -> Run<O> {
+    run_with(mode, ops, |r, o| {
+        r.gpr[RBX] = DATA;
+        set(r, o)
+    })
+}
+
+/// `code` at RIP, a data page at DATA, RBX = DATA, XMM1 = X1, SSE enabled.
+fn run(mode: Mode, code: &[u8], set: impl FnOnce(&mut Registers, &mut Mock)) -> Run {
+    let mut mock = sse_mock(code);
     mock.xmm[1] = X1;
-    set(&mut regs, &mut mock);
-    let mut ctx = Context::new(mode, regs);
-    let out = emulate(&mut ctx, &mut mock);
-    (ctx, mock, out)
+    run_at_data(mode, mock, set)
 }
 
 /// The instruction stopped with `e`: RIP unchanged, memory and XMM1 intact.
-fn assert_fault(r: (Context, Mock, Result<Outcome, Unhandleable>), e: Exception) {
+fn assert_fault(r: Run, e: Exception) {
     let (ctx, mock, out) = r;
     assert_eq!(out, Ok(Outcome::Exception(e)));
     assert_eq!(ctx.regs.rip, RIP);
@@ -237,39 +180,20 @@ fn alignment_uses_the_linear_address() {
 #[test] // unmapped memory: #PF with the address and W/R error code
 fn unmapped_memory_raises_pf() {
     let unmapped = 0x9000;
-    assert_fault(
-        run(Mode::Prot64, &MOVDQU_LOAD, |r, _| r.gpr[RBX] = unmapped),
-        Exception::PageFault {
-            addr: unmapped,
-            error_code: 0,
-        },
-    );
-    assert_fault(
-        run(Mode::Prot64, &MOVDQU_STORE, |r, _| r.gpr[RBX] = unmapped),
-        Exception::PageFault {
-            addr: unmapped,
-            error_code: 2,
-        },
-    );
-    // movss [rbx], xmm1 / movq xmm1, [rbx]
-    assert_fault(
-        run(Mode::Prot64, &[0xf3, 0x0f, 0x11, 0x0b], |r, _| {
-            r.gpr[RBX] = unmapped
-        }),
-        Exception::PageFault {
-            addr: unmapped,
-            error_code: 2,
-        },
-    );
-    assert_fault(
-        run(Mode::Prot64, &[0xf3, 0x0f, 0x7e, 0x0b], |r, _| {
-            r.gpr[RBX] = unmapped
-        }),
-        Exception::PageFault {
-            addr: unmapped,
-            error_code: 0,
-        },
-    );
+    for (code, error_code) in [
+        (&MOVDQU_LOAD[..], 0),
+        (&MOVDQU_STORE, 2),
+        (&[0xf3, 0x0f, 0x11, 0x0b], 2), // movss [rbx], xmm1
+        (&[0xf3, 0x0f, 0x7e, 0x0b], 0), // movq xmm1, [rbx]
+    ] {
+        assert_fault(
+            run(Mode::Prot64, code, |r, _| r.gpr[RBX] = unmapped),
+            Exception::PageFault {
+                addr: unmapped,
+                error_code,
+            },
+        );
+    }
 }
 
 #[test] // a 16-byte access across a page boundary is split; #PF on the second page
@@ -319,19 +243,11 @@ fn segment_and_canonical_checks() {
         run(Mode::Prot64, &MOVDQU_STORE, |r, _| r.gpr[RBX] = 1 << 47),
         Exception::GeneralProtection(0),
     );
-    let limit = |limit| SegmentLimits {
-        limit,
-        expand_down: false,
-        big: true,
-        writable: true,
-        readable: true,
-        usable: true,
-    };
     // DS limit DATA + 0x10: a 16-byte access at DATA + 8 ends beyond it.
     assert_fault(
         run(Mode::Prot32, &MOVDQU_STORE, |r, m| {
             r.gpr[RBX] = DATA + 8;
-            m.limits[3] = Some(limit(DATA as u32 + 0x10));
+            m.limits[3] = Some(flat_data_limits(DATA as u32 + 0x10));
         }),
         Exception::GeneralProtection(0),
     );
@@ -339,14 +255,14 @@ fn segment_and_canonical_checks() {
     assert_fault(
         run(Mode::Prot32, &[0xf3, 0x0f, 0x6f, 0x4d, 0x00], |r, m| {
             r.gpr[RBP] = DATA + 8;
-            m.limits[2] = Some(limit(DATA as u32 + 0x10));
+            m.limits[2] = Some(flat_data_limits(DATA as u32 + 0x10));
         }),
         Exception::StackFault(0),
     );
     // Within the limit it works.
     let (_, _, out) = run(Mode::Prot32, &MOVDQU_STORE, |r, m| {
         r.gpr[RBX] = DATA;
-        m.limits[3] = Some(limit(DATA as u32 + 0x0f));
+        m.limits[3] = Some(flat_data_limits(DATA as u32 + 0x0f));
     });
     assert_eq!(out, Ok(Outcome::Done));
 }
@@ -399,17 +315,11 @@ fn kvm_unit_tests_test_sse() {
         let (_, mock, out) = run(Mode::Prot64, store, |_, _| {});
         assert_eq!(out, Ok(Outcome::Done));
         assert_eq!(&mock.region(DATA)[..16], &X1[..]);
-        let mut regs = Registers {
-            rip: RIP,
-            rflags: 2,
-            ..Registers::default()
-        };
-        regs.gpr[RBX] = DATA;
         let mut mock = mock;
         mock.regions.retain(|r| r.base != RIP);
         mock.map(RIP, load);
-        let mut ctx = Context::new(Mode::Prot64, regs);
-        assert_eq!(emulate(&mut ctx, &mut mock), Ok(Outcome::Done));
+        let (_, mock, out) = run_at_data(Mode::Prot64, mock, |_, _| {});
+        assert_eq!(out, Ok(Outcome::Done));
         assert_eq!(mock.xmm[2], X1);
     }
 }
@@ -417,27 +327,26 @@ fn kvm_unit_tests_test_sse() {
 #[test] // read_cr errors propagate
 fn cr_read_failure_propagates() {
     struct NoCr4(Mock);
-    let mut ops = NoCr4(Mock::new());
-    ops.0.map(RIP, &MOVDQU_LOAD).map(DATA, &pattern());
-    ops.0.crs[0] = CR0;
-    impl_delegate!(NoCr4, |s: &mut NoCr4, n: u8| if n == 4 {
-        Err(OpError::Unhandleable)
-    } else {
-        s.0.read_cr(n)
-    });
-    let mut regs = Registers {
-        rip: RIP,
-        rflags: 2,
-        ..Registers::default()
-    };
-    regs.gpr[RBX] = DATA;
-    let mut ctx = Context::new(Mode::Prot64, regs);
-    assert_eq!(emulate(&mut ctx, &mut ops), Err(Unhandleable::Ops));
+    impl EmulatorOps for NoCr4 {
+        common::delegate_required_ops!(read_cr: |s: &mut NoCr4, n: u8| if n == 4 {
+            Err(OpError::Unhandleable)
+        } else {
+            s.0.read_cr(n)
+        });
+    }
+    let mut m = mock_with_code(&MOVDQU_LOAD);
+    m.map(DATA, &pattern());
+    m.crs[0] = CR0;
+    let (_, _, out) = run_at_data(Mode::Prot64, NoCr4(m), |_, _| {});
+    assert_eq!(out, Err(Unhandleable::Ops));
 }
 
 /// Ops without XMM access: `xmm_read`/`xmm_write` are the trait defaults.
 struct NoXmm(Mock);
-impl_delegate!(NoXmm, |s: &mut NoXmm, n: u8| s.0.read_cr(n));
+
+impl EmulatorOps for NoXmm {
+    common::delegate_required_ops!();
+}
 
 #[test] // the default xmm_read/xmm_write: unhandleable, before any memory access
 fn default_xmm_methods_make_sse_unhandleable() {
@@ -452,22 +361,8 @@ fn default_xmm_methods_make_sse_unhandleable() {
         &[0xf2, 0x0f, 0x11, 0x0b],       // movsd [rbx], xmm1
     ];
     for code in forms {
-        let mut ops = NoXmm(Mock::new());
-        ops.0.map(RIP, code).map(DATA, &pattern());
-        ops.0.crs[0] = CR0;
-        ops.0.crs[4] = CR4;
-        let mut regs = Registers {
-            rip: RIP,
-            rflags: 2,
-            ..Registers::default()
-        };
-        regs.gpr[RBX] = DATA;
-        let mut ctx = Context::new(Mode::Prot64, regs);
-        assert_eq!(
-            emulate(&mut ctx, &mut ops),
-            Err(Unhandleable::Ops),
-            "{code:02x?}"
-        );
+        let (ctx, ops, out) = run_at_data(Mode::Prot64, NoXmm(sse_mock(code)), |_, _| {});
+        assert_eq!(out, Err(Unhandleable::Ops), "{code:02x?}");
         assert_eq!(ctx.regs.rip, RIP);
         assert!(ops.0.reads.is_empty() && ops.0.writes.is_empty());
     }

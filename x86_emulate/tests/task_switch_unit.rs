@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::gpr::{RAX, RDI, RSP};
 use common::{Mock, descriptor, table};
 use kvm_x86_emulate::{
     Context, Exception, Mode, Registers, Seg, SegmentCache, TaskSwitch, TaskSwitchOutcome,
@@ -184,6 +185,27 @@ fn run(ctx: &mut Context, m: &mut Mock, ts: TaskSwitch) -> Result<TaskSwitchOutc
     task_switch(ctx, m, &ts)
 }
 
+/// JMP to NEW, whose TSS has the word at `off` set to `v`.
+fn jmp_to_new_with(off: usize, v: u16) -> (Context, Mock, Result<TaskSwitchOutcome, Unhandleable>) {
+    let mut t = new_tss();
+    put16(&mut t, off, v);
+    let (mut ctx, mut m) = setup(t);
+    let out = run(&mut ctx, &mut m, switch(TaskSwitchReason::Jmp, NEW));
+    (ctx, m, out)
+}
+
+/// Make the task at `sel` (its TSS at `base`, `limit`) the current one:
+/// its descriptor's access byte `busy`, TR loaded with it.
+fn make_current(m: &mut Mock, sel: u16, base: u64, limit: u32, busy: u8) {
+    m.region_mut(GDT)[usize::from(sel) + 5] = busy;
+    m.tr = Some(SegmentCache {
+        selector: sel,
+        base,
+        limit,
+        access_rights: u32::from(busy),
+    });
+}
+
 fn access(m: &Mock, sel: u16) -> u8 {
     m.region(GDT)[usize::from(sel & 0xfff8) + 5]
 }
@@ -225,9 +247,9 @@ fn jmp_saves_the_old_task_and_loads_the_new_one() {
     // The new task's registers.
     assert_eq!(ctx.regs.rip, 0x1234);
     assert_eq!(ctx.regs.rflags, 0x202);
-    assert_eq!(ctx.regs.gpr[0], 0x1111_0000);
-    assert_eq!(ctx.regs.gpr[4], STACK + 0x800);
-    assert_eq!(ctx.regs.gpr[7], 0x1111_0070);
+    assert_eq!(ctx.regs.gpr[RAX], 0x1111_0000);
+    assert_eq!(ctx.regs.gpr[RSP], STACK + 0x800);
+    assert_eq!(ctx.regs.gpr[RDI], 0x1111_0070);
     assert_eq!(ctx.mode, Mode::Prot32);
 
     // TR: the new TSS, busy; CR0.TS; CR3 not loaded with paging off;
@@ -267,13 +289,7 @@ fn call_nests_the_new_task_and_loads_cr3_with_paging() {
 fn iret_returns_to_the_linked_busy_task() {
     // The current task is NEW (nested, NT set); IRET goes back to OLD.
     let (mut ctx, mut m) = setup(new_tss());
-    m.region_mut(GDT)[usize::from(NEW) + 5] = TSS32_BUSY;
-    m.tr = Some(SegmentCache {
-        selector: NEW,
-        base: NEW_TSS,
-        limit: 0x67,
-        access_rights: u32::from(TSS32_BUSY),
-    });
+    make_current(&mut m, NEW, NEW_TSS, 0x67, TSS32_BUSY);
     let back = tss32(0x7000, 0x4321, 0x0000_4002, FLAT, 0);
     m.region_mut(OLD_TSS).copy_from_slice(&back);
     let out = run(&mut ctx, &mut m, switch(TaskSwitchReason::Iret, OLD));
@@ -318,7 +334,7 @@ fn gate_pushes_the_error_code_on_the_new_stack() {
     // 4 bytes through a 32-bit TSS.
     assert_eq!(get16(m.region(NEW_TSS), 0), OLD);
     assert_eq!(ctx.regs.rflags, 0x202 | EFLAGS_NT);
-    assert_eq!(ctx.regs.gpr[4], STACK + 0x7fc);
+    assert_eq!(ctx.regs.gpr[RSP], STACK + 0x7fc);
     assert_eq!(get32(m.region(STACK), 0x7fc), 0x10);
     assert_eq!(access(&m, OLD), TSS32_BUSY);
     assert_eq!(access(&m, NEW), TSS32_BUSY);
@@ -339,10 +355,10 @@ fn sixteen_bit_tss_in_and_out() {
     assert_eq!(out, Ok(TaskSwitchOutcome::Switched));
     assert_eq!(ctx.regs.rip, 0x0100);
     assert_eq!(ctx.regs.rflags, 0x0002 | EFLAGS_NT);
-    assert_eq!(ctx.regs.gpr[0], 0xffff_2200);
-    assert_eq!(ctx.regs.gpr[7], 0xffff_2207);
+    assert_eq!(ctx.regs.gpr[RAX], 0xffff_2200);
+    assert_eq!(ctx.regs.gpr[RDI], 0xffff_2207);
     // SS is 16-bit (B = 0): SP = 0x0900 - 2, at SS.base + SP.
-    assert_eq!(ctx.regs.gpr[4], 0xffff_08fe);
+    assert_eq!(ctx.regs.gpr[RSP], 0xffff_08fe);
     assert_eq!(get16(m.region(STACK), 0x8fe), 0x18);
     assert_eq!(get16(m.region(STACK), 0x900), 0xbeef, "2 bytes only");
     assert_eq!(ctx.mode, Mode::Prot16, "CS.D = 0");
@@ -357,13 +373,7 @@ fn sixteen_bit_tss_in_and_out() {
     // Out of a 16-bit TSS: the old task saved as words at Figure 7-11's
     // offsets.
     let (mut ctx, mut m) = setup(new_tss());
-    m.region_mut(GDT)[usize::from(NEW16) + 5] = TSS16_BUSY;
-    m.tr = Some(SegmentCache {
-        selector: NEW16,
-        base: TSS16,
-        limit: 0x2b,
-        access_rights: u32::from(TSS16_BUSY),
-    });
+    make_current(&mut m, NEW16, TSS16, 0x2b, TSS16_BUSY);
     let out = run(&mut ctx, &mut m, switch(TaskSwitchReason::Jmp, NEW));
     assert_eq!(out, Ok(TaskSwitchOutcome::Switched));
     let t = m.region(TSS16).to_vec();
@@ -500,10 +510,7 @@ fn unreadable_new_tss_faults_before_anything_is_written() {
 fn segment_faults_happen_in_the_new_task() {
     // CS not present: #NP(CS) after the commit point; TR, registers and
     // the busy bits are the new task's; SS and CS keep the old caches.
-    let mut t = new_tss();
-    put16(&mut t, 0x4c, ABSENT_CODE);
-    let (mut ctx, mut m) = setup(t);
-    let out = run(&mut ctx, &mut m, switch(TaskSwitchReason::Jmp, NEW));
+    let (ctx, m, out) = jmp_to_new_with(0x4c, ABSENT_CODE);
     assert_eq!(
         out,
         Ok(TaskSwitchOutcome::FaultInNewTask(
@@ -520,11 +527,8 @@ fn segment_faults_happen_in_the_new_task() {
     assert_eq!((es.selector, es.usable()), (DATA, false));
 
     // A non-conforming CS whose DPL is not its RPL: #TS(CS).
-    let mut t = new_tss();
-    put16(&mut t, 0x4c, CODE | 3);
-    let (mut ctx, mut m) = setup(t);
     assert_eq!(
-        run(&mut ctx, &mut m, switch(TaskSwitchReason::Jmp, NEW)),
+        jmp_to_new_with(0x4c, CODE | 3).2,
         Ok(TaskSwitchOutcome::FaultInNewTask(Exception::InvalidTss(
             CODE
         )))
@@ -544,11 +548,9 @@ fn segment_faults_happen_in_the_new_task() {
         )))
     );
     // A data selector beyond the GDT: #TS(selector).
-    let mut t = new_tss();
-    put16(&mut t, 0x54, 0x0100);
-    let (mut ctx, mut m) = setup(t);
+    let (_, m, out) = jmp_to_new_with(0x54, 0x0100);
     assert_eq!(
-        run(&mut ctx, &mut m, switch(TaskSwitchReason::Jmp, NEW)),
+        out,
         Ok(TaskSwitchOutcome::FaultInNewTask(Exception::InvalidTss(
             0x0100
         )))
@@ -556,20 +558,14 @@ fn segment_faults_happen_in_the_new_task() {
     assert_eq!(loaded(&m, Seg::Cs).unwrap().selector, CODE);
     // An LDT selector naming a code segment: #TS(LDT selector); a null CS:
     // #TS(0).
-    let mut t = new_tss();
-    put16(&mut t, 0x60, CODE);
-    let (mut ctx, mut m) = setup(t);
     assert_eq!(
-        run(&mut ctx, &mut m, switch(TaskSwitchReason::Jmp, NEW)),
+        jmp_to_new_with(0x60, CODE).2,
         Ok(TaskSwitchOutcome::FaultInNewTask(Exception::InvalidTss(
             CODE
         )))
     );
-    let mut t = new_tss();
-    put16(&mut t, 0x4c, 0);
-    let (mut ctx, mut m) = setup(t);
     assert_eq!(
-        run(&mut ctx, &mut m, switch(TaskSwitchReason::Jmp, NEW)),
+        jmp_to_new_with(0x4c, 0).2,
         Ok(TaskSwitchOutcome::FaultInNewTask(Exception::InvalidTss(0)))
     );
     // EIP beyond CS's limit: #GP(0) in the new task.
@@ -589,13 +585,8 @@ fn segment_faults_happen_in_the_new_task() {
 fn segments_through_the_new_ldt() {
     // DS = LDT entry 1 (TI = 1, RPL 0): looked up in the LDT the switch
     // just loaded.
-    let mut t = new_tss();
-    put16(&mut t, 0x54, 0x0c);
-    let (mut ctx, mut m) = setup(t);
-    assert_eq!(
-        run(&mut ctx, &mut m, switch(TaskSwitchReason::Jmp, NEW)),
-        Ok(TaskSwitchOutcome::Switched)
-    );
+    let (_, m, out) = jmp_to_new_with(0x54, 0x0c);
+    assert_eq!(out, Ok(TaskSwitchOutcome::Switched));
     let ds = loaded(&m, Seg::Ds).unwrap();
     assert_eq!((ds.selector, ds.base, ds.limit), (0x0c, 0x0010_0000, 0xfff));
     // The accessed bit was set in the LDT.

@@ -1,12 +1,165 @@
 //! A mock [`EmulatorOps`]: flat guest memory made of regions, a port log,
 //! control registers, MSRs and segments, plus knobs to inject faults and
-//! pending-I/O answers.
+//! pending-I/O answers; and what the unit tests share around it: the
+//! layout of guest-linear memory, GPR indexes, descriptor encoding and
+//! the one-instruction runner.
 #![allow(dead_code)]
 
 use kvm_x86_emulate::{
-    EmulatorOps, Exception, FlatSegment, OpError, Seg, SegmentCache, SegmentLimits,
+    Context, EmulatorOps, Exception, FlatSegment, Mode, OpError, Outcome, Registers, Seg,
+    SegmentCache, SegmentLimits, Unhandleable, emulate,
 };
 use std::collections::BTreeMap;
+
+/// Where the instruction under test is mapped (the initial RIP).
+pub const RIP: u64 = 0x1000;
+/// The data page memory operands point at.
+pub const DATA: u64 = 0x2000;
+/// The GDT of the protected-mode tests.
+pub const GDT: u64 = 0x4000;
+/// The stack page of the protected-mode tests.
+pub const STACK: u64 = 0x8000;
+pub const MSR_EFER: u32 = 0xc000_0080;
+/// EFER with LME and LMA.
+pub const EFER_LONG: u64 = 0x500;
+
+/// Indexes into `Registers::gpr` (the ModRM register numbers).
+pub mod gpr {
+    pub const RAX: usize = 0;
+    pub const RCX: usize = 1;
+    pub const RDX: usize = 2;
+    pub const RBX: usize = 3;
+    pub const RSP: usize = 4;
+    pub const RBP: usize = 5;
+    pub const RSI: usize = 6;
+    pub const RDI: usize = 7;
+}
+
+/// What one emulated instruction leaves: the context, the ops, the result.
+pub type Run<O = Mock> = (Context, O, Result<Outcome, Unhandleable>);
+
+/// A mock with `code` mapped at RIP.
+pub fn mock_with_code(code: &[u8]) -> Mock {
+    let mut m = Mock::new();
+    m.map(RIP, code);
+    m
+}
+
+/// Emulate one instruction in `mode` over `ops`: RIP at RIP, RFLAGS 2, the
+/// other registers 0, then `set` adjusts registers and ops.
+pub fn run_with<O: EmulatorOps>(
+    mode: Mode,
+    mut ops: O,
+    set: impl FnOnce(&mut Registers, &mut O),
+) -> Run<O> {
+    let mut regs = Registers {
+        rip: RIP,
+        rflags: 2,
+        ..Registers::default()
+    };
+    set(&mut regs, &mut ops);
+    let mut ctx = Context::new(mode, regs);
+    let out = emulate(&mut ctx, &mut ops);
+    (ctx, ops, out)
+}
+
+/// `run_with` over a mock with only `code` (at RIP) mapped.
+pub fn run(mode: Mode, code: &[u8], set: impl FnOnce(&mut Registers, &mut Mock)) -> Run {
+    run_with(mode, mock_with_code(code), set)
+}
+
+/// The protected-mode layout of the segment-load tests: `code` at RIP,
+/// `gdt` at GDT (GDTR limit 0xff), DATA (0x20 bytes) and STACK (0x200
+/// bytes) zeroed; EFER.LME/LMA in 64-bit mode.
+pub fn segmented_mock(mode: Mode, code: &[u8], gdt: &[u8]) -> Mock {
+    let mut m = mock_with_code(code);
+    m.map(GDT, gdt)
+        .map(DATA, &[0; 0x20])
+        .map(STACK, &[0; 0x200]);
+    m.gdtr = Some((GDT, 0xff));
+    if mode == Mode::Prot64 {
+        m.msrs.insert(MSR_EFER, EFER_LONG);
+    }
+    m
+}
+
+/// `run_with` with RBX = DATA and RSP = STACK + 0x100 before `set`.
+pub fn run_segmented(mode: Mode, m: Mock, set: impl FnOnce(&mut Registers, &mut Mock)) -> Run {
+    run_with(mode, m, |r, m| {
+        r.gpr[gpr::RBX] = DATA;
+        r.gpr[gpr::RSP] = STACK + 0x100;
+        set(r, m)
+    })
+}
+
+/// The body of `impl EmulatorOps for W` where `W` wraps other ops in
+/// `.0`: the required methods, delegated, every provided one left at the
+/// trait's default (what ops without that support answer).
+/// `delegate_required_ops!(read_cr: |w: &mut W, n: u8| ...)` replaces
+/// `read_cr`.
+#[allow(unused_macros)]
+macro_rules! delegate_required_ops {
+    () => {
+        $crate::common::delegate_required_ops!(read_cr: |w: &mut Self, n: u8| {
+            ::kvm_x86_emulate::EmulatorOps::read_cr(&mut w.0, n)
+        });
+    };
+    (read_cr: $read_cr:expr) => {
+        fn read(&mut self, a: u64, b: &mut [u8]) -> Result<(), ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::read(&mut self.0, a, b)
+        }
+        fn write(&mut self, a: u64, d: &[u8]) -> Result<(), ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::write(&mut self.0, a, d)
+        }
+        fn cmpxchg(
+            &mut self,
+            a: u64,
+            e: &mut [u8],
+            n: &[u8],
+        ) -> Result<bool, ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::cmpxchg(&mut self.0, a, e, n)
+        }
+        fn fetch(&mut self, a: u64, b: &mut [u8]) -> Result<usize, ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::fetch(&mut self.0, a, b)
+        }
+        fn io_in(&mut self, p: u16, s: u8) -> Result<u32, ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::io_in(&mut self.0, p, s)
+        }
+        fn io_out(&mut self, p: u16, s: u8, v: u32) -> Result<(), ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::io_out(&mut self.0, p, s, v)
+        }
+        fn cpl(&self) -> u8 {
+            ::kvm_x86_emulate::EmulatorOps::cpl(&self.0)
+        }
+        fn segment_base(&self, s: ::kvm_x86_emulate::Seg) -> u64 {
+            ::kvm_x86_emulate::EmulatorOps::segment_base(&self.0, s)
+        }
+        fn segment_selector(&self, s: ::kvm_x86_emulate::Seg) -> u16 {
+            ::kvm_x86_emulate::EmulatorOps::segment_selector(&self.0, s)
+        }
+        fn read_cr(&mut self, n: u8) -> Result<u64, ::kvm_x86_emulate::OpError> {
+            let f = $read_cr;
+            f(self, n)
+        }
+        fn write_cr(&mut self, n: u8, v: u64) -> Result<(), ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::write_cr(&mut self.0, n, v)
+        }
+        fn read_dr(&mut self, n: u8) -> Result<u64, ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::read_dr(&mut self.0, n)
+        }
+        fn write_dr(&mut self, n: u8, v: u64) -> Result<(), ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::write_dr(&mut self.0, n, v)
+        }
+        fn read_msr(&mut self, m: u32) -> Result<u64, ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::read_msr(&mut self.0, m)
+        }
+        fn write_msr(&mut self, m: u32, v: u64) -> Result<(), ::kvm_x86_emulate::OpError> {
+            ::kvm_x86_emulate::EmulatorOps::write_msr(&mut self.0, m, v)
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use delegate_required_ops;
 
 /// One mapped range of guest-linear memory.
 pub struct Region {
@@ -137,6 +290,14 @@ impl Mock {
 
     fn is_mmio(&self, addr: u64) -> bool {
         self.mmio.iter().any(|&(b, l)| addr >= b && addr < b + l)
+    }
+
+    /// (segment, selector) of every `set_segment`, in order.
+    pub fn loaded_selectors(&self) -> Vec<(Seg, u16)> {
+        self.loaded_segs
+            .iter()
+            .map(|(s, c)| (*s, c.selector))
+            .collect()
     }
 
     pub fn read_u64(&mut self, addr: u64, n: usize) -> u64 {
@@ -379,6 +540,31 @@ pub fn descriptor(base: u32, limit: u32, access: u8, flags: u8) -> u64 {
         | (u64::from((limit >> 16) & 0xf) << 48)
         | (u64::from(flags & 0xf) << 52)
         | (u64::from(base >> 24) << 56)
+}
+
+/// The flat 4 GiB descriptors in GDT slots 1-5 of the segment-load tests:
+/// 0x08 64-bit code DPL 0, 0x10 data DPL 0, 0x18 32-bit code DPL 0, 0x20
+/// 64-bit code DPL 3, 0x28 data DPL 3.
+pub fn flat_descriptors() -> Vec<(usize, u64)> {
+    vec![
+        (1, descriptor(0, 0xfffff, 0x9b, 0xa)),
+        (2, descriptor(0, 0xfffff, 0x93, 0xc)),
+        (3, descriptor(0, 0xfffff, 0x9b, 0xc)),
+        (4, descriptor(0, 0xfffff, 0xfb, 0xa)),
+        (5, descriptor(0, 0xfffff, 0xf3, 0xc)),
+    ]
+}
+
+/// The limits of a flat, writable, 32-bit data segment up to `limit`.
+pub fn flat_data_limits(limit: u32) -> SegmentLimits {
+    SegmentLimits {
+        limit,
+        expand_down: false,
+        big: true,
+        writable: true,
+        readable: true,
+        usable: true,
+    }
 }
 
 /// A descriptor table of `slots` entries with `entries` at (index, qword).
