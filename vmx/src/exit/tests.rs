@@ -1359,3 +1359,15 @@ fn counter_values_sit_under_their_own_names() {
     assert_eq!(got("host-state-reload"), Some(14));
     assert_eq!(got("request-irq-exits"), Some(15));
 }
+
+/// A machine check during VM entry (exit reason 41, SDM vol. 3 §27.8):
+/// the host handled it at the exit (`complete_interrupts` →
+/// `kvm_machine_check`); `handle_machine_check` has nothing left to do,
+/// and nothing reaches the guest.
+#[test]
+fn mce_during_vmentry_resumes_without_injecting() {
+    let mut t = exit(ExitReason::MceDuringVmentry, 0, 0);
+    assert_eq!(t.run(), ExitOutcome::Resume);
+    assert_eq!(t.exception(), None);
+    assert_eq!(t.rip(), RIP);
+}
