@@ -302,6 +302,11 @@ fn out_to_a_user_space_port_exits_with_kvm_exit_io_and_the_data_page() {
     assert_eq!((e[0].rip, e[1].rip), (0x1000, 0x1001));
     assert!(!e[0].launched && !e[1].launched);
     assert_eq!(vm.regs().rip, 0x1002);
+    // Each KVM_RUN told the host the VCPU runs (illumos ties its kick
+    // object to the VMCS there); the register ioctls did not.
+    let running = host(&vm.d).running.lock().unwrap().clone();
+    assert_eq!(running.len(), 2);
+    assert!(running.iter().all(|(_, vcpu)| *vcpu == 0));
 }
 
 #[test]

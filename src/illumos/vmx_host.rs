@@ -75,8 +75,9 @@
 //! on): an intrusive singly linked list (a handful of VCPUs; no container
 //! code, so no allocation or panic path on lookup) behind a statically
 //! zeroed `kmutex_t` (a zero-filled `kmutex_t` is a valid adaptive mutex on
-//! illumos). [`VmxHost::block`] creates the VCPU's object on first use
-//! (thread context: it may allocate, outside the registry lock);
+//! illumos). [`VmxHost::vcpu_running`] (each KVM_RUN) and
+//! [`VmxHost::block`] create the VCPU's object on first use and tie it to
+//! the VMCS (thread context: they may allocate, outside the registry lock);
 //! [`VmxHost::kick`] only looks it up (a list walk: no allocation),
 //! bumps the generation and `cv_broadcast`s (never sleeps), so it is safe
 //! from a `CY_LOW_LEVEL` cyclic handler, which may take adaptive mutexes as
@@ -102,12 +103,9 @@
 //!   the run loop do the full restore.
 //! - `block` calls `wake()` without the kick lock (the trait documents it
 //!   under the lock); the generation counter gives the same guarantee.
-//! - `kick` pokes only a VCPU that has blocked at least once (the kick
-//!   object is tied to the VCPU's VMCS in `block`, since `vcpu_load`/
-//!   `enter` do not carry the VM id and VCPU index); a VCPU that never
-//!   halted is not interrupted out of guest mode, and exits at its next
-//!   host interrupt (at worst a clock tick). A kick before the VCPU's first
-//!   `block` finds no object and only counts through `wake()`.
+//! - A kick before the VCPU's first KVM_RUN finds no kick object (it is
+//!   created and tied to the VMCS by `vcpu_running` at each KVM_RUN, and
+//!   by `block`) and only counts through `wake()`.
 //! - `invept_all_cpus` cross-calls every CPU, not only those that ran the
 //!   VM (illumos-kvm tracked the VM's CPU set).
 //! - Kick objects are freed by `vcpu_destroyed` (VCPU destroy)
@@ -276,7 +274,8 @@ pub struct VmcsCtx {
     cpu: AtomicI32,
     /// VMCLEARed since the last [`VmxHost::loaded`].
     cleared: AtomicBool,
-    /// The VCPU's kick object (for `poke_cpu`), once `block` has run.
+    /// The VCPU's kick object (for `poke_cpu`), once KVM_RUN (or `block`)
+    /// has run.
     kick: AtomicPtr<Kick>,
     /// The guest FPU while it is loaded (`fpu_start_guest` .. `_stop_guest`).
     fpu: AtomicPtr<sys::HmaFpu>,
@@ -917,6 +916,19 @@ impl IllumosVmxHost {
         KICKS.with(|l| l.remove_if(|_| true));
     }
 
+    /// The VCPU's kick object, created if needed, tied to its VMCS (for
+    /// `poke_cpu`): the VMCS current on this CPU is the calling VCPU
+    /// thread's. Thread context (may allocate).
+    fn tie_kick(&self, vm: VmId, vcpu: u32) -> *const Kick {
+        let kick_ptr = self.kick_object(vm, vcpu);
+        self.preempt_disable();
+        if let Some(ctx) = current_ctx() {
+            ctx.kick.store(kick_ptr as *mut Kick, Ordering::Relaxed);
+        }
+        self.preempt_enable();
+        kick_ptr
+    }
+
     /// The VCPU's kick object, created on first use (thread context).
     fn kick_object(&self, vm: VmId, vcpu: u32) -> *const Kick {
         let key = (vm, vcpu);
@@ -1224,19 +1236,12 @@ impl VmxHost for IllumosVmxHost {
 
     /// `kvm_vcpu_block` (see the module documentation, "Block and kick").
     fn block(&self, vm: VmId, vcpu: u32, wake: &mut dyn FnMut() -> bool) {
-        let kick_ptr = self.kick_object(vm, vcpu);
+        let kick_ptr = self.tie_kick(vm, vcpu);
         // SAFETY: kick objects live until `vcpu_destroyed`/`teardown` (VM
         // destroyed: no VCPU thread of the VM left).
         let Some(kick) = (unsafe { kick_ptr.as_ref() }) else {
             return;
         };
-        // Tie the kick object to this VCPU's VMCS (for `poke_cpu`): the VMCS
-        // current on this CPU is the calling VCPU thread's.
-        self.preempt_disable();
-        if let Some(ctx) = current_ctx() {
-            ctx.kick.store(kick_ptr as *mut Kick, Ordering::Relaxed);
-        }
-        self.preempt_enable();
 
         let start = kick.generation();
         if wake() {
@@ -1255,14 +1260,14 @@ impl VmxHost for IllumosVmxHost {
         unsafe { sys::mutex_exit(kick.lock.get()) };
     }
 
-    /// `kvm_vcpu_kick`: `cv_broadcast` of the VCPU's kick CV, then
-    /// `poke_cpu` of the CPU it runs a guest on. Never allocates or sleeps
-    /// (safe from a `CY_LOW_LEVEL` cyclic). A VCPU that has never blocked
-    /// has no kick object: nothing sleeps, and it is not poked (see the
-    /// module documentation).
-    /// ILLUMOS-VERIFY: adaptive `mutex_enter` from the cyclic handler.
     fn vcpu_destroyed(&self, vm: VmId, vcpu: u32) {
         self.forget_vcpu(vm, vcpu);
+    }
+
+    /// KVM_RUN starts: the kick object exists and is tied to the VMCS, so
+    /// a kick pokes this VCPU out of guest mode even if it never blocked.
+    fn vcpu_running(&self, vm: VmId, vcpu: u32) {
+        self.tie_kick(vm, vcpu);
     }
 
     fn cpu_id(&self) -> u32 {
@@ -1274,6 +1279,11 @@ impl VmxHost for IllumosVmxHost {
         unsafe { sys::kvm_vmx_glue_curthread() }
     }
 
+    /// `kvm_vcpu_kick`: `cv_broadcast` of the VCPU's kick CV, then
+    /// `poke_cpu` of the CPU it runs a guest on. Never allocates or sleeps
+    /// (safe from a `CY_LOW_LEVEL` cyclic). A VCPU that has not entered
+    /// KVM_RUN yet has no kick object: nothing sleeps, nothing to poke.
+    /// ILLUMOS-VERIFY: adaptive `mutex_enter` from the cyclic handler.
     fn kick(&self, vm: VmId, vcpu: u32) {
         let target = KICKS.with(|l| {
             l.find((vm, vcpu)).map(|k| {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use kvm::vm::VmBackend;
 use kvm::vm::vmx::{HostPage, LoadState, RealVmx, VmxHost};
 use kvm_ioctl::abi::{Ioctl, kvm_segment, kvm_sregs};
-use kvm_ioctl::{Dev, Driver, Errno};
+use kvm_ioctl::{Dev, Driver, Errno, VmId};
 use kvm_vmx::entry::EntryResult;
 use kvm_vmx::exit_reason::ExitReason;
 use kvm_vmx::fake::FakeVmcs;
@@ -271,6 +271,8 @@ pub struct FakeHost {
     pub debug_rec: Mutex<Option<usize>>,
     /// DR0–DR3 "in the CPU": what `load_debug_regs` loaded last.
     pub debug_regs: Mutex<Option<[u64; 4]>>,
+    /// `vcpu_running` calls: (VM, VCPU index) per KVM_RUN.
+    pub running: Mutex<Vec<(VmId, u32)>>,
 }
 
 impl Default for FakeHost {
@@ -288,6 +290,7 @@ impl Default for FakeHost {
             pages: Arc::default(),
             debug_rec: Mutex::default(),
             debug_regs: Mutex::default(),
+            running: Mutex::default(),
         }
     }
 }
@@ -513,6 +516,9 @@ impl VmxHost for FakeHost {
     }
     fn host_tsc(&self) -> u64 {
         1_000_000
+    }
+    fn vcpu_running(&self, vm: VmId, vcpu: u32) {
+        self.running.lock().unwrap().push((vm, vcpu));
     }
     /// Records the guest's breakpoints as the CPU would hold them.
     fn load_debug_regs(&self, db: &[u64; 4]) {

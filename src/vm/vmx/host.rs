@@ -225,6 +225,12 @@ pub trait VmxHost: Send + Sync + 'static {
     /// kick CV), and poke its CPU if it runs a guest (`kvm_vcpu_kick`:
     /// `poke_cpu`). The timer callbacks and interrupt injection call it.
     fn kick(&self, vm: VmId, vcpu: u32);
+    /// KVM_RUN of VCPU `vcpu` of `vm` starts: its VMCS is current, and the
+    /// thread may allocate. A host prepares what [`Self::kick`] needs to
+    /// reach a VCPU in guest mode (illumos: the kick object, tied to the
+    /// VMCS, so `poke_cpu` finds the CPU even before the VCPU first
+    /// blocks). Default: nothing.
+    fn vcpu_running(&self, _vm: VmId, _vcpu: u32) {}
     /// VCPU `vcpu` of `vm` is gone (its thread left KVM_RUN for good): free
     /// what [`Self::block`]/[`Self::kick`] keep for it (the C driver freed
     /// the kick CV with the VCPU).

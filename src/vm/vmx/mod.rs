@@ -480,7 +480,10 @@ impl<H: VmxHost> RealVmx<H> {
         let rdtscp = cpuid_lookup(core, 0x8000_0001, 0).is_some_and(|e| e.edx & (1 << 27) != 0);
         let st_rdtscp = rv.rdtscp_applied;
         rv.rdtscp_applied = Some(rdtscp);
+        let key = rv.key;
         let ((r, out), events) = self.with_env(core, rv, |vcpu, v, env| {
+            // The VMCS is current: the host ties what `kick` needs to it.
+            env.host.vcpu_running(key.0, key.1);
             if let Some(e) = set_by_user {
                 events_into_vmx(&e, vcpu, v);
             }
