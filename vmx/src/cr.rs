@@ -29,7 +29,7 @@ pub fn guest_cr0(v: &impl Vmcs) -> u64 {
 
 /// The guest's CR4: guest-owned bits from GUEST_CR4, the rest from the
 /// shadow (`vmx_decache_cr4_guest_bits`).
-pub fn guest_cr4(v: &impl Vmcs, ept: bool) -> u64 {
+pub fn guest_cr4<V: Vmcs + ?Sized>(v: &V, ept: bool) -> u64 {
     let owned = cr4_guest_owned(ept);
     (v.read(guest::CR4) & owned) | (v.read(control::CR4_READ_SHADOW) & !owned)
 }

@@ -272,7 +272,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
 
     pub(super) fn paging_context(vcpu: &VmxVcpu, v: &dyn Vmcs) -> PagingContext {
         let cr0 = v.read(control::CR0_READ_SHADOW);
-        let cr4 = Self::guest_cr4(vcpu, v);
+        let cr4 = cr::guest_cr4(v, vcpu.config.ept());
         let pdptes = [
             v.read(guest::PDPTE0_FULL),
             v.read(guest::PDPTE1_FULL),
@@ -363,17 +363,11 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
         v.write(guest::RFLAGS, regs.rflags);
     }
 
-    /// The CR4 the guest sees (guest-owned bits from GUEST_CR4).
-    pub(super) fn guest_cr4(vcpu: &VmxVcpu, v: &dyn Vmcs) -> u64 {
-        let owned = kvm_vmx::setup::cr4_guest_owned(vcpu.config.ept());
-        (v.read(guest::CR4) & owned) | (v.read(control::CR4_READ_SHADOW) & !owned)
-    }
-
     /// `emulate_instruction`: the emulator at guest RIP.
     fn run_emulator(&mut self, vcpu: &mut VmxVcpu, v: &mut dyn Vmcs) -> Emulation {
         let cr0 = v.read(control::CR0_READ_SHADOW);
         let mut ctx = Self::guest_context(vcpu, v);
-        let cr4 = Self::guest_cr4(vcpu, v);
+        let cr4 = cr::guest_cr4(v, vcpu.config.ept());
         let paging = Self::paging_context(vcpu, v);
         let shared = self.core.shared().clone();
         let mut xmm = FpuXmm {

@@ -42,7 +42,7 @@ impl<S: Services, H: VmxHost> RunCtx<'_, S, H> {
     ) -> TaskSwitchOutcome {
         let mut ctx = Self::guest_context(vcpu, v);
         let cr0 = v.read(control::CR0_READ_SHADOW);
-        let cr4 = Self::guest_cr4(vcpu, v);
+        let cr4 = kvm_vmx::cr::guest_cr4(v, vcpu.config.ept());
         let paging = Self::paging_context(vcpu, v);
         let shared = self.core.shared().clone();
         let mut seg_loads = SegLoads::default();
