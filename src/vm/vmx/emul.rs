@@ -384,6 +384,12 @@ impl<S: Services> Ops<'_, S> {
             self.shared.mmu_pte_write(self.vcpu);
             return Ok(());
         }
+        self.mmio_write(gpa, data)
+    }
+
+    /// A write `gpa` is not guest RAM for: an in-kernel device, the
+    /// coalesced ring, or user space (`KVM_EXIT_MMIO`).
+    fn mmio_write(&mut self, gpa: u64, data: &[u8]) -> Result<(), OpError> {
         if data.len() > 8 {
             // An SSE store to MMIO: 8-byte fragments; the first goes to user
             // space with this exit, the second with the next `KVM_RUN`
@@ -521,7 +527,7 @@ impl<S: Services> EmulatorOps for Ops<'_, S> {
         if self.shared.mmu().lock().write_guest(gpa, data).is_ok() {
             return Ok(());
         }
-        self.phys_write(gpa, data)
+        self.mmio_write(gpa, data)
     }
 
     fn fpu_read(&mut self, offset: usize, buf: &mut [u8]) -> Result<(), OpError> {
