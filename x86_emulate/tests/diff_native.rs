@@ -28,7 +28,7 @@
 
 mod common;
 
-use common::Mock;
+use common::{Mock, Rng, diff_cases};
 use kvm_x86_emulate::{Context, Exception, Mode, Outcome, Registers, Rflags, emulate};
 use std::arch::asm;
 
@@ -273,21 +273,8 @@ macro_rules! stack_form {
     }};
 }
 
-/// xorshift64*: fast and good enough for inputs.
-struct Rng(u64);
-
+/// The input shapes of this test on the shared generator.
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
     /// A value biased towards the edges of every width.
     fn value(&mut self) -> u64 {
         let r = self.next();
@@ -315,13 +302,6 @@ impl Rng {
             _ => self.next(),
         }
     }
-}
-
-fn cases() -> u64 {
-    std::env::var("EMU_DIFF_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
 }
 
 /// Whether DIV/IDIV of the input raises #DE (independent of the emulator).
@@ -682,10 +662,10 @@ fn opcode_form(f: &Form) -> String {
     )
 }
 
-/// Runs every form; each opcode form gets at least `cases()` cases, split
+/// Runs every form; each opcode form gets at least `diff_cases()` cases, split
 /// over its register variants.
 fn run_all(forms: &[Form], salt: u64) {
-    let n = cases();
+    let n = diff_cases();
     let keys: Vec<String> = forms.iter().map(opcode_form).collect();
     let mut distinct = keys.clone();
     distinct.sort();

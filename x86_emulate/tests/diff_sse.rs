@@ -19,7 +19,7 @@
 
 mod common;
 
-use common::Mock;
+use common::{Mock, Rng, diff_cases};
 use kvm_x86_emulate::{Context, Mode, Outcome, Registers, emulate};
 use std::arch::asm;
 
@@ -125,21 +125,8 @@ macro_rules! form {
     }};
 }
 
-/// xorshift64*.
-struct Rng(u64);
-
+/// The input shapes of this test on the shared generator.
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
     /// 16 bytes, now and then all zero or all ones.
     fn xmm(&mut self) -> [u8; 16] {
         let mut b = [0u8; 16];
@@ -153,13 +140,6 @@ impl Rng {
         }
         b
     }
-}
-
-fn cases() -> u64 {
-    std::env::var("EMU_DIFF_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000)
 }
 
 fn run_form(f: &Form, n: u64, seed: u64) {
@@ -275,9 +255,9 @@ fn opcode_form(f: &Form) -> String {
     )
 }
 
-/// Runs every form `cases()` times.
+/// Runs every form `diff_cases()` times.
 fn run_all(forms: &[Form], salt: u64) {
-    let n = cases();
+    let n = diff_cases();
     let mut keys: Vec<String> = forms.iter().map(opcode_form).collect();
     keys.sort();
     keys.dedup();

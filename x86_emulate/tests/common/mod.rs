@@ -35,6 +35,31 @@ pub mod gpr {
     pub const RDI: usize = 7;
 }
 
+/// xorshift64*: fast and good enough for the differential tests' inputs
+/// (each test adds the value shapes it wants in an `impl Rng` of its own).
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Cases per form of the differential tests: `EMU_DIFF_CASES`, else 10,000.
+pub fn diff_cases() -> u64 {
+    std::env::var("EMU_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000)
+}
+
 /// What one emulated instruction leaves: the context, the ops, the result.
 pub type Run<O = Mock> = (Context, O, Result<Outcome, Unhandleable>);
 
