@@ -252,10 +252,14 @@ mod tests {
             }
         }
         fn u32_at(&self, off: usize) -> u32 {
-            u32::from_le_bytes(self.bytes[off..off + 4].try_into().unwrap())
+            let mut b = [0u8; 4];
+            b.copy_from_slice(&self.bytes[off..off + 4]);
+            u32::from_le_bytes(b)
         }
         fn u64_at(&self, off: usize) -> u64 {
-            u64::from_le_bytes(self.bytes[off..off + 8].try_into().unwrap())
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&self.bytes[off..off + 8]);
+            u64::from_le_bytes(b)
         }
     }
 
